@@ -1,0 +1,9 @@
+"""gradserve's engine: a scalar autograd engine (micrograd-compatible), its MLPs, the
+graph/1 format, and training. Pure Python and numpy: no HTTP, no Redis."""
+
+from .errors import GraphError, InvalidInput, NumericError, SpecError
+from .nn import MLP, Layer, Module, Neuron
+from .value import Value
+
+__all__ = ["MLP", "GraphError", "InvalidInput", "Layer", "Module", "Neuron", "NumericError",
+           "SpecError", "Value"]
