@@ -1,0 +1,241 @@
+"""The `graph/1` format: validation, evaluation (values and gradients), and `to_graph`,
+the way back from a `Value` expression to a document."""
+
+import itertools
+import math
+import re
+from typing import NamedTuple
+
+from .errors import GraphError, NumericError
+from .value import Value, paused_gc
+
+FORMAT = "graph/1"
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+ARITY = {"input": (0, 0), "add": (2, None), "mul": (2, None), "sub": (2, 2), "div": (2, 2),
+         "neg": (1, 1), "pow": (1, 1), "relu": (1, 1), "tanh": (1, 1), "exp": (1, 1),
+         "log": (1, 1), "sigmoid": (1, 1)}
+NODE_FIELDS = {"id", "op", "inputs", "value", "attrs"}
+MAX_ERRORS = 50  # enough to fix a document by; a broken 10^5-node graph is not listed in full
+COMPILED_FROM_NODES = 20_000  # larger graphs run on the compiled program (engine.compiled)
+
+_VALUE_OPS = {"+": "add", "*": "mul", "ReLU": "relu", "tanh": "tanh", "exp": "exp",
+              "log": "log", "sigmoid": "sigmoid"}
+
+
+class ParsedGraph(NamedTuple):
+    """A validated graph: node i has ids[i], ops[i], inputs[i] (indices of earlier nodes)
+    and attrs[i] (the value of an input, the exponent of a pow, else None)."""
+
+    ids: list
+    ops: list
+    inputs: list
+    attrs: list
+    output: int
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def parse_graph(doc, max_nodes=None):
+    """Validate a graph/1 document; raise GraphError listing each bad place."""
+    errors = []
+
+    def error(path, message):
+        errors.append({"path": path, "message": message})
+        if len(errors) >= MAX_ERRORS:
+            raise GraphError(errors)
+
+    if not isinstance(doc, dict):
+        raise GraphError([{"path": "", "message": "a graph is a JSON object"}])
+    for key in doc.keys() - {"format", "nodes", "output"}:
+        error(key, "unknown field")
+    if doc.get("format", FORMAT) != FORMAT:
+        error("format", f"unknown format {doc['format']!r}: this service reads {FORMAT!r}")
+    nodes = doc.get("nodes")
+    if not isinstance(nodes, list) or not nodes:
+        error("nodes", "a graph needs a non-empty list of nodes")
+        raise GraphError(errors)
+    if max_nodes is not None and len(nodes) > max_nodes:
+        error("nodes", f"{len(nodes)} nodes is over the limit of {max_nodes}")
+        raise GraphError(errors)
+
+    index, ids, ops, inputs, attrs = {}, [], [], [], []
+    for i, node in enumerate(nodes):
+        where = f"nodes/{i}"
+        if not isinstance(node, dict):
+            error(where, "a node is a JSON object")
+            node = {}
+        if not NODE_FIELDS.issuperset(node):
+            for key in sorted(node.keys() - NODE_FIELDS):
+                error(f"{where}/{key}", "unknown field")
+        node_id, op = node.get("id"), node.get("op")
+        if not isinstance(node_id, str) or not ID_PATTERN.fullmatch(node_id):
+            error(f"{where}/id", "an id is 1 to 64 characters of A-Z a-z 0-9 _ . : -")
+        elif node_id in index:
+            error(f"{where}/id", f"duplicate id {node_id!r} (first at nodes/{index[node_id]})")
+        if op not in ARITY:
+            error(f"{where}/op", f"unknown op {op!r}; ops are {', '.join(ARITY)}")
+        ids.append(node_id)
+        ops.append(op)
+        inputs.append(_node_inputs(node, op, where, index, error))
+        attrs.append(_node_attr(node, op, where, error))
+        if isinstance(node_id, str) and node_id not in index:
+            index[node_id] = i
+
+    output = doc.get("output", ids[-1])
+    if ("output" in doc or not errors) and (not isinstance(output, str) or output not in index):
+        error("output", f"output {output!r} is not the id of a node")
+    if errors:
+        raise GraphError(errors)
+    return ParsedGraph(ids, ops, inputs, attrs, index[output])
+
+
+def _node_inputs(node, op, where, index, error):
+    names = node.get("inputs", [])
+    if not isinstance(names, list):
+        error(f"{where}/inputs", "inputs is a list of node ids")
+        return ()
+    low, high = ARITY.get(op, (0, None))
+    if op in ARITY and not low <= len(names) <= (high if high is not None else len(names)):
+        count = {0: "no inputs", 1: "1 input"}.get(high, f"{low} inputs")
+        count = count if low == high else f"{low} or more inputs"
+        error(f"{where}/inputs", f"{op} takes {count}, not {len(names)}")
+    found = []
+    for j, name in enumerate(names):
+        if not isinstance(name, str):
+            error(f"{where}/inputs/{j}", "an input is a node id (a string)")
+        elif name not in index:
+            error(f"{where}/inputs/{j}", f"unknown node {name!r}: inputs must name earlier "
+                                         "nodes (nodes are listed in topological order)")
+        else:
+            found.append(index[name])
+    return tuple(found)
+
+
+def _node_attr(node, op, where, error):
+    node_attrs = node.get("attrs", {})
+    if not isinstance(node_attrs, dict):
+        error(f"{where}/attrs", "attrs is a JSON object")
+        node_attrs = {}
+    if op != "pow":
+        for key in node_attrs:
+            error(f"{where}/attrs/{key}", f"{op} takes no attrs")
+    if op == "input":
+        if not _is_number(node.get("value")):
+            error(f"{where}/value", "an input needs a finite number as its value")
+        return node.get("value")
+    if "value" in node:
+        error(f"{where}/value", f"only input nodes have a value, not {op}")
+    if op != "pow":
+        return None
+    for key in node_attrs.keys() - {"exponent"}:
+        error(f"{where}/attrs/{key}", "unknown attr: pow takes only 'exponent'")
+    if not _is_number(node_attrs.get("exponent")):
+        error(f"{where}/attrs/exponent", "pow needs a finite number as its exponent")
+    return node_attrs.get("exponent")
+
+
+def _apply(op, args, attr):
+    """One graph/1 op on Values."""
+    if op == "input":
+        return Value(attr)
+    if op in ("add", "mul"):
+        out = args[0]
+        for arg in args[1:]:
+            out = out + arg if op == "add" else out * arg
+        return out
+    if op == "sub":
+        return args[0] - args[1]
+    if op == "div":
+        if args[1].data == 0.0:
+            raise NumericError("division by zero", op="div")
+        return args[0] / args[1]
+    if op == "neg":
+        return -args[0]
+    if op == "pow":
+        return args[0] ** attr
+    return getattr(args[0], op)()
+
+
+def evaluate(doc, max_nodes=None):
+    """Forward values and d(output)/d(node) for every node of a graph/1 document."""
+    parsed = parse_graph(doc, max_nodes)
+    if len(parsed.ids) >= COMPILED_FROM_NODES:
+        from .compiled import evaluate_compiled  # numpy-backed: imported only when needed
+
+        return evaluate_compiled(parsed)
+    return evaluate_parsed(parsed)
+
+
+def evaluate_parsed(parsed):
+    """Evaluate a ParsedGraph on the Value engine; a NumericError names the node."""
+    ids, values = parsed.ids, []
+    with paused_gc():
+        for i, (op, inputs, attr) in enumerate(zip(parsed.ops, parsed.inputs, parsed.attrs,
+                                                   strict=True)):
+            try:
+                values.append(_apply(op, [values[j] for j in inputs], attr))
+            except NumericError as exc:
+                raise _at_node(exc, ids[i]) from None
+        out = values[parsed.output]
+        try:
+            out.backward()
+        except NumericError as exc:
+            raise _at_node(exc, ids[_owner(values, exc.value)]) from None
+    return {"output": ids[parsed.output], "value": out.data,
+            "values": {ids[i]: v.data for i, v in enumerate(values)},
+            "grads": {ids[i]: v.grad for i, v in enumerate(values)}}
+
+
+def _at_node(exc, node_id):
+    return NumericError(f"node {node_id!r}: {exc}", op=exc.op, node=node_id)
+
+
+def _owner(values, culprit):
+    """The index of the node whose Values include `culprit` (an op may build several)."""
+    owned = {id(v): i for i, v in enumerate(values)}
+    for i, v in enumerate(values):
+        stack = [v]
+        while stack:
+            w = stack.pop()
+            if w is culprit:
+                return i
+            stack.extend(c for c in w._prev if id(c) not in owned)
+    return len(values) - 1
+
+
+def to_graph(output, names=None):
+    """The graph/1 document of a Value expression. `names` ({"a": a, ...}) gives chosen
+    ids to some Values; the others are numbered n0, n1, ... in topological order."""
+    chosen = {id(v): name for name, v in (names or {}).items()}
+    for name in chosen.values():
+        if not isinstance(name, str) or not ID_PATTERN.fullmatch(name):
+            raise ValueError(f"{name!r} is not a graph/1 id (1 to 64 of A-Z a-z 0-9 _ . : -)")
+    taken = set(chosen.values())
+    numbered = (f"n{i}" for i in itertools.count() if f"n{i}" not in taken)
+    order, seen, stack = [], set(), [(output, False)]
+    while stack:  # the same iterative depth-first order as Value.backward
+        v, operands_done = stack.pop()
+        if operands_done:
+            order.append(v)
+        elif id(v) not in seen:
+            seen.add(id(v))
+            stack.append((v, True))
+            stack.extend((c, False) for c in reversed(v._prev) if id(c) not in seen)
+    node_ids, nodes = {}, []
+    for v in order:
+        node_id = chosen.get(id(v)) or next(numbered)
+        node_ids[id(v)] = node_id
+        node = {"id": node_id}
+        if not v._prev:
+            if not math.isfinite(v.data):
+                raise ValueError(f"leaf {node_id!r} holds {v.data}, which graph/1 cannot carry")
+            node.update(op="input", value=v.data)
+        elif v._op.startswith("**"):
+            node.update(op="pow", inputs=[node_ids[id(v._prev[0])]],
+                        attrs={"exponent": float(v._op[2:])})
+        else:
+            node.update(op=_VALUE_OPS[v._op], inputs=[node_ids[id(c)] for c in v._prev])
+        nodes.append(node)
+    return {"format": FORMAT, "nodes": nodes, "output": node_ids[id(output)]}
