@@ -7,7 +7,7 @@ import re
 from typing import NamedTuple
 
 from .errors import GraphError, NumericError
-from .value import Value, paused_gc
+from .value import Value, paused_gc, topological_order
 
 FORMAT = "graph/1"
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -214,17 +214,8 @@ def to_graph(output, names=None):
             raise ValueError(f"{name!r} is not a graph/1 id (1 to 64 of A-Z a-z 0-9 _ . : -)")
     taken = set(chosen.values())
     numbered = (f"n{i}" for i in itertools.count() if f"n{i}" not in taken)
-    order, seen, stack = [], set(), [(output, False)]
-    while stack:  # the same iterative depth-first order as Value.backward
-        v, operands_done = stack.pop()
-        if operands_done:
-            order.append(v)
-        elif id(v) not in seen:
-            seen.add(id(v))
-            stack.append((v, True))
-            stack.extend((c, False) for c in reversed(v._prev) if id(c) not in seen)
     node_ids, nodes = {}, []
-    for v in order:
+    for v in topological_order(output):
         node_id = chosen.get(id(v)) or next(numbered)
         node_ids[id(v)] = node_id
         node = {"id": node_id}

@@ -32,6 +32,26 @@ def _finite(x, op):
     return x
 
 
+def topological_order(root):
+    """Every Value that `root` depends on, each after all of its operands.
+
+    Depth-first with an explicit stack, so any depth works: a node is expanded once, and
+    its `(node,)` marker, pushed beneath its operands, pops only after they are placed."""
+    order, expanded = [], set()
+    stack = [root]
+    while stack:
+        v = stack.pop()
+        if v.__class__ is tuple:
+            order.append(v[0])
+        elif id(v) not in expanded:
+            expanded.add(id(v))
+            stack.append((v,))
+            for child in v._prev:
+                if id(child) not in expanded:
+                    stack.append(child)
+    return order
+
+
 class Value:
     __slots__ = ("data", "grad", "_backward", "_prev", "_op")
 
@@ -150,30 +170,16 @@ class Value:
         return out
 
     def backward(self):
-        with paused_gc():
-            self._backpropagate()
-
-    def _backpropagate(self):
-        # 1. a topological order: depth-first with an explicit stack, so any depth works;
-        # a node is placed after all of its operands (its `True` entry pops after theirs).
-        topo, seen, stack = [], set(), [(self, False)]
-        while stack:
-            v, operands_done = stack.pop()
-            if operands_done:
-                topo.append(v)
-            elif id(v) not in seen:
-                seen.add(id(v))
-                stack.append((v, True))
-                stack.extend((child, False) for child in v._prev if id(child) not in seen)
-        # 2. the chain rule, from the output back to the leaves
-        self.grad = 1.0
-        for v in reversed(topo):
-            g = v.grad
-            if g - g:
-                raise NumericError(f"the gradient at a {v._op or 'leaf'} node is not finite",
-                                   op=v._op or "input", value=v)
-            if v._backward is not None:
-                v._backward(g)
+        with paused_gc():  # walking a big graph allocates; it makes no cycles
+            topo = topological_order(self)
+            self.grad = 1.0
+            for v in reversed(topo):  # the chain rule, from the output back to the leaves
+                g = v.grad
+                if g - g:
+                    raise NumericError(f"the gradient at a {v._op or 'leaf'} node is not "
+                                       "finite", op=v._op or "input", value=v)
+                if v._backward is not None:
+                    v._backward(g)
 
     def __neg__(self):  # -self
         return self * -1

@@ -1,0 +1,1 @@
+"""Benchmarks: each bench_<topic>.py prints ratios against baselines measured in the same run."""
