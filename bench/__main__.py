@@ -9,8 +9,11 @@ import bench
 
 
 def main(argv):
-    topics = sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules(bench.__path__)
-                    if m.name.startswith("bench_"))
+    topics = sorted(
+        m.name[len("bench_") :]
+        for m in pkgutil.iter_modules(bench.__path__)
+        if m.name.startswith("bench_")
+    )
     unknown = set(argv) - set(topics)
     if unknown:
         sys.exit(f"unknown bench {', '.join(sorted(unknown))}; there are: {', '.join(topics)}")

@@ -75,5 +75,7 @@ def main():
     print(f"1M-node chain: ours backward {backward:.2f} s, build+backward {whole:.2f} s")
     if MicrogradValue:
         theirs = in_big_stack(lambda: chain(MicrogradValue).backward())
-        print(f"  micrograd build+backward {theirs:.2f} s (in a 1 GiB-stack thread; "
-              f"RecursionError otherwise); ours is {theirs / whole:.2f}x as fast")
+        print(
+            f"  micrograd build+backward {theirs:.2f} s (in a 1 GiB-stack thread; "
+            f"RecursionError otherwise); ours is {theirs / whole:.2f}x as fast"
+        )

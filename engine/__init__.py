@@ -2,8 +2,20 @@
 graph/1 format, and training. Pure Python and numpy: no HTTP, no Redis."""
 
 from .errors import GraphError, InvalidInput, NumericError, SpecError
+from .graph import evaluate, to_graph
 from .nn import MLP, Layer, Module, Neuron
 from .value import Value
 
-__all__ = ["MLP", "GraphError", "InvalidInput", "Layer", "Module", "Neuron", "NumericError",
-           "SpecError", "Value"]
+__all__ = [
+    "MLP",
+    "GraphError",
+    "InvalidInput",
+    "Layer",
+    "Module",
+    "Neuron",
+    "NumericError",
+    "SpecError",
+    "Value",
+    "evaluate",
+    "to_graph",
+]

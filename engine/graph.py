@@ -11,15 +11,33 @@ from .value import Value, paused_gc, topological_order
 
 FORMAT = "graph/1"
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-ARITY = {"input": (0, 0), "add": (2, None), "mul": (2, None), "sub": (2, 2), "div": (2, 2),
-         "neg": (1, 1), "pow": (1, 1), "relu": (1, 1), "tanh": (1, 1), "exp": (1, 1),
-         "log": (1, 1), "sigmoid": (1, 1)}
+ARITY = {
+    "input": (0, 0),
+    "add": (2, None),
+    "mul": (2, None),
+    "sub": (2, 2),
+    "div": (2, 2),
+    "neg": (1, 1),
+    "pow": (1, 1),
+    "relu": (1, 1),
+    "tanh": (1, 1),
+    "exp": (1, 1),
+    "log": (1, 1),
+    "sigmoid": (1, 1),
+}
 NODE_FIELDS = {"id", "op", "inputs", "value", "attrs"}
 MAX_ERRORS = 50  # enough to fix a document by; a broken 10^5-node graph is not listed in full
 COMPILED_FROM_NODES = 20_000  # larger graphs run on the compiled program (engine.compiled)
 
-_VALUE_OPS = {"+": "add", "*": "mul", "ReLU": "relu", "tanh": "tanh", "exp": "exp",
-              "log": "log", "sigmoid": "sigmoid"}
+_VALUE_OPS = {
+    "+": "add",
+    "*": "mul",
+    "ReLU": "relu",
+    "tanh": "tanh",
+    "exp": "exp",
+    "log": "log",
+    "sigmoid": "sigmoid",
+}
 
 
 class ParsedGraph(NamedTuple):
@@ -106,8 +124,11 @@ def _node_inputs(node, op, where, index, error):
         if not isinstance(name, str):
             error(f"{where}/inputs/{j}", "an input is a node id (a string)")
         elif name not in index:
-            error(f"{where}/inputs/{j}", f"unknown node {name!r}: inputs must name earlier "
-                                         "nodes (nodes are listed in topological order)")
+            error(
+                f"{where}/inputs/{j}",
+                f"unknown node {name!r}: inputs must name earlier "
+                "nodes (nodes are listed in topological order)",
+            )
         else:
             found.append(index[name])
     return tuple(found)
@@ -172,8 +193,9 @@ def evaluate_parsed(parsed):
     """Evaluate a ParsedGraph on the Value engine; a NumericError names the node."""
     ids, values = parsed.ids, []
     with paused_gc():
-        for i, (op, inputs, attr) in enumerate(zip(parsed.ops, parsed.inputs, parsed.attrs,
-                                                   strict=True)):
+        for i, (op, inputs, attr) in enumerate(
+            zip(parsed.ops, parsed.inputs, parsed.attrs, strict=True)
+        ):
             try:
                 values.append(_apply(op, [values[j] for j in inputs], attr))
             except NumericError as exc:
@@ -183,9 +205,12 @@ def evaluate_parsed(parsed):
             out.backward()
         except NumericError as exc:
             raise _at_node(exc, ids[_owner(values, exc.value)]) from None
-    return {"output": ids[parsed.output], "value": out.data,
-            "values": {ids[i]: v.data for i, v in enumerate(values)},
-            "grads": {ids[i]: v.grad for i, v in enumerate(values)}}
+    return {
+        "output": ids[parsed.output],
+        "value": out.data,
+        "values": {ids[i]: v.data for i, v in enumerate(values)},
+        "grads": {ids[i]: v.grad for i, v in enumerate(values)},
+    }
 
 
 def _at_node(exc, node_id):
@@ -224,8 +249,9 @@ def to_graph(output, names=None):
                 raise ValueError(f"leaf {node_id!r} holds {v.data}, which graph/1 cannot carry")
             node.update(op="input", value=v.data)
         elif v._op.startswith("**"):
-            node.update(op="pow", inputs=[node_ids[id(v._prev[0])]],
-                        attrs={"exponent": float(v._op[2:])})
+            node.update(
+                op="pow", inputs=[node_ids[id(v._prev[0])]], attrs={"exponent": float(v._op[2:])}
+            )
         else:
             node.update(op=_VALUE_OPS[v._op], inputs=[node_ids[id(c)] for c in v._prev])
         nodes.append(node)

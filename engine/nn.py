@@ -24,8 +24,9 @@ class Module:
 class Neuron(Module):
     def __init__(self, nin, activation="relu", rng=None):
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
-                             f"not {activation!r}")
+            raise ValueError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}"
+            )
         rng = _rng(rng)
         self.w = [Value(rng.uniform(-1, 1)) for _ in range(nin)]
         self.b = Value(0)

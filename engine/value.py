@@ -176,8 +176,11 @@ class Value:
             for v in reversed(topo):  # the chain rule, from the output back to the leaves
                 g = v.grad
                 if g - g:
-                    raise NumericError(f"the gradient at a {v._op or 'leaf'} node is not "
-                                       "finite", op=v._op or "input", value=v)
+                    raise NumericError(
+                        f"the gradient at a {v._op or 'leaf'} node is not finite",
+                        op=v._op or "input",
+                        value=v,
+                    )
                 if v._backward is not None:
                     v._backward(g)
 

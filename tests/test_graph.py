@@ -49,10 +49,13 @@ def test_micrograd_readme_figures_through_graph_format():
 
 
 def test_nary_add_and_mul():
-    doc = {"nodes": inputs(x=2.0, y=3.0, z=5.0) + [
-        {"id": "s", "op": "add", "inputs": ["x", "y", "z", "x"]},
-        {"id": "m", "op": "mul", "inputs": ["x", "y", "z", "s"]},
-    ]}
+    doc = {
+        "nodes": inputs(x=2.0, y=3.0, z=5.0)
+        + [
+            {"id": "s", "op": "add", "inputs": ["x", "y", "z", "x"]},
+            {"id": "m", "op": "mul", "inputs": ["x", "y", "z", "s"]},
+        ]
+    }
     r = evaluate(doc)
     assert r["values"]["s"] == 12.0 and r["values"]["m"] == 360.0
     # m = x*y*z*(2x + y + z): dm/dx = y*z*s + x*y*z*2
@@ -60,8 +63,18 @@ def test_nary_add_and_mul():
     assert r["grads"]["s"] == 30.0
 
 
-OPS = [("sub", 2), ("div", 2), ("neg", 1), ("relu", 1), ("tanh", 1), ("exp", 1), ("log", 1),
-       ("sigmoid", 1), ("add", 3), ("mul", 3)]
+OPS = [
+    ("sub", 2),
+    ("div", 2),
+    ("neg", 1),
+    ("relu", 1),
+    ("tanh", 1),
+    ("exp", 1),
+    ("log", 1),
+    ("sigmoid", 1),
+    ("add", 3),
+    ("mul", 3),
+]
 
 
 @pytest.mark.parametrize("op, arity", OPS)
@@ -70,8 +83,10 @@ def test_each_op_grads_match_finite_differences(op, arity):
     names = ["x0", "x1", "x2"][:arity]
 
     def doc(xs):
-        return {"nodes": [{"id": n, "op": "input", "value": x} for n, x in zip(names, xs)]
-                + [{"id": "out", "op": op, "inputs": names}]}
+        return {
+            "nodes": [{"id": n, "op": "input", "value": x} for n, x in zip(names, xs, strict=True)]
+            + [{"id": "out", "op": op, "inputs": names}]
+        }
 
     result = evaluate(doc(xs0))
     for i, name in enumerate(names):
@@ -81,17 +96,22 @@ def test_each_op_grads_match_finite_differences(op, arity):
 
 def test_pow_grad_matches_finite_differences():
     def doc(xs):
-        return {"nodes": inputs(x=xs[0]) + [
-            {"id": "y", "op": "pow", "inputs": ["x"], "attrs": {"exponent": -1.5}}]}
+        return {
+            "nodes": inputs(x=xs[0])
+            + [{"id": "y", "op": "pow", "inputs": ["x"], "attrs": {"exponent": -1.5}}]
+        }
 
     result = evaluate(doc([0.7]))
-    assert close(result["grads"]["x"], numeric_grad(lambda xs: evaluate(doc(xs))["value"],
-                                                    [0.7], 0))
+    assert close(
+        result["grads"]["x"], numeric_grad(lambda xs: evaluate(doc(xs))["value"], [0.7], 0)
+    )
 
 
 def test_nodes_off_the_output_path_have_zero_grad():
-    doc = {"nodes": inputs(x=1.0, y=2.0) + [{"id": "z", "op": "exp", "inputs": ["y"]}],
-           "output": "x"}
+    doc = {
+        "nodes": inputs(x=1.0, y=2.0) + [{"id": "z", "op": "exp", "inputs": ["y"]}],
+        "output": "x",
+    }
     r = evaluate(doc)
     assert r["grads"] == {"x": 1.0, "y": 0.0, "z": 0.0}
     assert r["values"]["z"] == math.exp(2.0)
@@ -114,50 +134,107 @@ BAD_GRAPHS = [
     ({"nodes": [{"id": "a b", "op": "input", "value": 1}]}, "nodes/0/id", "1 to 64"),
     ({"nodes": [{"id": 7, "op": "input", "value": 1}]}, "nodes/0/id", "1 to 64"),
     ({"nodes": inputs(x=1.0) + inputs(x=2.0)}, "nodes/1/id", "duplicate id 'x'"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "sqrt", "inputs": ["x"]}]},
-     "nodes/1/op", "unknown op 'sqrt'"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "add", "inputs": ["x"]}]},
-     "nodes/1/inputs", "add takes 2 or more inputs, not 1"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "sub", "inputs": ["x", "x", "x"]}]},
-     "nodes/1/inputs", "sub takes 2 inputs, not 3"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": ["x", "x"]}]},
-     "nodes/1/inputs", "neg takes 1 input, not 2"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "input", "value": 1, "inputs": ["x"]}]},
-     "nodes/1/inputs", "input takes no inputs, not 1"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": "x"}]},
-     "nodes/1/inputs", "list of node ids"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "add", "inputs": ["x", "q"]}]},
-     "nodes/1/inputs/1", "unknown node 'q'"),
-    ({"nodes": [{"id": "y", "op": "neg", "inputs": ["x"]}] + inputs(x=1.0)},
-     "nodes/0/inputs/0", "unknown node 'x'"),
-    ({"nodes": [{"id": "y", "op": "neg", "inputs": ["y"]}]}, "nodes/0/inputs/0",
-     "unknown node 'y'"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": [1]}]},
-     "nodes/1/inputs/0", "a node id"),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "sqrt", "inputs": ["x"]}]},
+        "nodes/1/op",
+        "unknown op 'sqrt'",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "add", "inputs": ["x"]}]},
+        "nodes/1/inputs",
+        "add takes 2 or more inputs, not 1",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "sub", "inputs": ["x", "x", "x"]}]},
+        "nodes/1/inputs",
+        "sub takes 2 inputs, not 3",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": ["x", "x"]}]},
+        "nodes/1/inputs",
+        "neg takes 1 input, not 2",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "input", "value": 1, "inputs": ["x"]}]},
+        "nodes/1/inputs",
+        "input takes no inputs, not 1",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": "x"}]},
+        "nodes/1/inputs",
+        "list of node ids",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "add", "inputs": ["x", "q"]}]},
+        "nodes/1/inputs/1",
+        "unknown node 'q'",
+    ),
+    (
+        {"nodes": [{"id": "y", "op": "neg", "inputs": ["x"]}] + inputs(x=1.0)},
+        "nodes/0/inputs/0",
+        "unknown node 'x'",
+    ),
+    (
+        {"nodes": [{"id": "y", "op": "neg", "inputs": ["y"]}]},
+        "nodes/0/inputs/0",
+        "unknown node 'y'",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": [1]}]},
+        "nodes/1/inputs/0",
+        "a node id",
+    ),
     ({"nodes": [{"id": "x", "op": "input"}]}, "nodes/0/value", "finite number"),
     ({"nodes": inputs(x=True)}, "nodes/0/value", "finite number"),
     ({"nodes": inputs(x="1")}, "nodes/0/value", "finite number"),
     ({"nodes": inputs(x=float("nan"))}, "nodes/0/value", "finite number"),
     ({"nodes": inputs(x=float("inf"))}, "nodes/0/value", "finite number"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "pow", "inputs": ["x"]}]},
-     "nodes/1/attrs/exponent", "exponent"),
-    ({"nodes": inputs(x=1.0) + [
-        {"id": "y", "op": "pow", "inputs": ["x"], "attrs": {"exponent": float("inf")}}]},
-     "nodes/1/attrs/exponent", "exponent"),
-    ({"nodes": inputs(x=1.0) + [
-        {"id": "y", "op": "pow", "inputs": ["x"], "attrs": {"exponent": 2, "base": 3}}]},
-     "nodes/1/attrs/base", "unknown attr"),
-    ({"nodes": inputs(x=1.0) + [
-        {"id": "y", "op": "pow", "inputs": ["x"], "attrs": [2]}]}, "nodes/1/attrs",
-     "JSON object"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": ["x"], "attrs": {"k": 1}}]},
-     "nodes/1/attrs/k", "neg takes no attrs"),
-    ({"nodes": [{"id": "x", "op": "input", "value": 1, "attrs": {"k": 1}}]},
-     "nodes/0/attrs/k", "input takes no attrs"),
-    ({"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": ["x"], "value": 2}]},
-     "nodes/1/value", "only input nodes"),
-    ({"nodes": [{"id": "x", "op": "input", "value": 1, "label": "a"}]}, "nodes/0/label",
-     "unknown field"),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "pow", "inputs": ["x"]}]},
+        "nodes/1/attrs/exponent",
+        "exponent",
+    ),
+    (
+        {
+            "nodes": inputs(x=1.0)
+            + [{"id": "y", "op": "pow", "inputs": ["x"], "attrs": {"exponent": float("inf")}}]
+        },
+        "nodes/1/attrs/exponent",
+        "exponent",
+    ),
+    (
+        {
+            "nodes": inputs(x=1.0)
+            + [{"id": "y", "op": "pow", "inputs": ["x"], "attrs": {"exponent": 2, "base": 3}}]
+        },
+        "nodes/1/attrs/base",
+        "unknown attr",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "pow", "inputs": ["x"], "attrs": [2]}]},
+        "nodes/1/attrs",
+        "JSON object",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": ["x"], "attrs": {"k": 1}}]},
+        "nodes/1/attrs/k",
+        "neg takes no attrs",
+    ),
+    (
+        {"nodes": [{"id": "x", "op": "input", "value": 1, "attrs": {"k": 1}}]},
+        "nodes/0/attrs/k",
+        "input takes no attrs",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": ["x"], "value": 2}]},
+        "nodes/1/value",
+        "only input nodes",
+    ),
+    (
+        {"nodes": [{"id": "x", "op": "input", "value": 1, "label": "a"}]},
+        "nodes/0/label",
+        "unknown field",
+    ),
     ({"nodes": inputs(x=1.0), "output": "z"}, "output", "not the id of a node"),
     ({"nodes": inputs(x=1.0), "output": 0}, "output", "not the id of a node"),
 ]
@@ -173,8 +250,10 @@ def test_invalid_graph_names_the_place(doc, path, message):
 
 
 def test_every_error_is_listed_not_only_the_first():
-    doc = {"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": ["q"]},
-                                     {"id": "z", "op": "nope", "inputs": ["x"]}]}
+    doc = {
+        "nodes": inputs(x=1.0)
+        + [{"id": "y", "op": "neg", "inputs": ["q"]}, {"id": "z", "op": "nope", "inputs": ["x"]}]
+    }
     with pytest.raises(GraphError) as info:
         parse_graph(doc)
     assert [e["path"] for e in info.value.errors] == ["nodes/1/inputs/0", "nodes/2/op"]
@@ -189,14 +268,24 @@ def test_node_limit_is_enforced():
     "nodes, culprit, fragment",
     [
         (inputs(x=0.0) + [{"id": "q", "op": "log", "inputs": ["x"]}], "q", "log"),
-        (inputs(x=1.0, y=0.0) + [{"id": "q", "op": "div", "inputs": ["x", "y"]}], "q",
-         "division by zero"),
+        (
+            inputs(x=1.0, y=0.0) + [{"id": "q", "op": "div", "inputs": ["x", "y"]}],
+            "q",
+            "division by zero",
+        ),
         (inputs(x=800.0) + [{"id": "q", "op": "exp", "inputs": ["x"]}], "q", "overflow"),
         (inputs(x=1e200) + [{"id": "q", "op": "mul", "inputs": ["x", "x"]}], "q", "non-finite"),
-        (inputs(x=0.0) + [{"id": "q", "op": "pow", "inputs": ["x"], "attrs": {"exponent": -2}}],
-         "q", "negative power"),
-        (inputs(x=-2.0) + [{"id": "q", "op": "pow", "inputs": ["x"],
-                            "attrs": {"exponent": 0.5}}], "q", "fractional"),
+        (
+            inputs(x=0.0) + [{"id": "q", "op": "pow", "inputs": ["x"], "attrs": {"exponent": -2}}],
+            "q",
+            "negative power",
+        ),
+        (
+            inputs(x=-2.0)
+            + [{"id": "q", "op": "pow", "inputs": ["x"], "attrs": {"exponent": 0.5}}],
+            "q",
+            "fractional",
+        ),
     ],
 )
 def test_non_finite_value_names_the_node(nodes, culprit, fragment):

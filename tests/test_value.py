@@ -184,8 +184,9 @@ def expressions(depth=4):
         leaf,
         lambda sub: st.one_of(
             st.tuples(st.sampled_from(["add", "sub", "mul"]), sub, sub),
-            st.tuples(st.sampled_from(["tanh", "sigmoid", "relu", "neg", "square", "softlog"]),
-                      sub),
+            st.tuples(
+                st.sampled_from(["tanh", "sigmoid", "relu", "neg", "square", "softlog"]), sub
+            ),
         ),
         max_leaves=12,
     )
