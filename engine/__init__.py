@@ -4,6 +4,8 @@ graph/1 format, and training. Pure Python and numpy: no HTTP, no Redis."""
 from .errors import GraphError, InvalidInput, NumericError, SpecError
 from .graph import evaluate, to_graph
 from .nn import MLP, Layer, Module, Neuron
+from .spec import normalize_spec
+from .train import train
 from .value import Value
 
 __all__ = [
@@ -17,5 +19,7 @@ __all__ = [
     "SpecError",
     "Value",
     "evaluate",
+    "normalize_spec",
     "to_graph",
+    "train",
 ]
