@@ -1,0 +1,37 @@
+"""Marshmallow schemas of every request and response body: they validate input and
+describe the API in its OpenAPI document. No Flask, no Redis."""
+
+from .graph import GraphResourceSchema, GraphResultSchema, GraphSchema, NodeSchema
+from .history import HistoryArgsSchema, HistorySchema
+from .job import (
+    JOB_STATUSES,
+    JobListArgsSchema,
+    JobListSchema,
+    JobSchema,
+    JobSpecSchema,
+    MetricsSchema,
+    ModelSpecSchema,
+)
+from .model import ModelSchema, PredictRequestSchema, PredictResponseSchema
+from .problem import ErrorEntrySchema, ProblemSchema
+
+__all__ = [
+    "JOB_STATUSES",
+    "ErrorEntrySchema",
+    "GraphResourceSchema",
+    "GraphResultSchema",
+    "GraphSchema",
+    "HistoryArgsSchema",
+    "HistorySchema",
+    "JobListArgsSchema",
+    "JobListSchema",
+    "JobSchema",
+    "JobSpecSchema",
+    "MetricsSchema",
+    "ModelSchema",
+    "ModelSpecSchema",
+    "NodeSchema",
+    "PredictRequestSchema",
+    "PredictResponseSchema",
+    "ProblemSchema",
+]

@@ -1,0 +1,163 @@
+"""The service over HTTP, on a stack like `make run`'s (bundled Redis with its append-only
+file, gunicorn with its config, two rq workers), against the engine in-process:
+
+- micrograd's demo as a job: submit -> reading `succeeded` (micrograd itself: 158 s);
+- the README graph: POST latency percentiles;
+- the largest graph the defaults accept (500,000 nodes): accept, and evaluated.
+"""
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench.timing import best_of
+from engine import evaluate
+from engine.train import train
+from service import redis_server, settings
+from service.run import Stack
+
+GRAPH = json.loads((Path(__file__).parent.parent / "examples" / "micrograd_graph.json").read_text())
+MICROGRAD_DEMO_SECONDS = 158  # micrograd's own demo notebook, 100 steps, in-process
+DEMO_RUNS = 10
+GRAPH_REQUESTS = 200
+POLL = 0.002
+
+
+def largest_graph(nodes=settings.MAX_GRAPH_NODES):
+    """`nodes` nodes: two inputs, then a chain mixing every kind of op."""
+    doc = [{"id": "x", "op": "input", "value": 0.5}, {"id": "y", "op": "input", "value": 0.25}]
+    ops = ["tanh", "add", "mul", "sigmoid"]
+    for i in range(nodes - 2):
+        prev = doc[-1]["id"]
+        op = ops[i % 4]
+        inputs = [prev] if op in ("tanh", "sigmoid") else [prev, "y"]
+        doc.append({"id": f"n{i}", "op": op, "inputs": inputs})
+    return {"format": "graph/1", "nodes": doc}
+
+
+def wait_for(url, done):
+    while True:
+        body = requests.get(url, timeout=60).json()
+        if done(body):
+            return body
+        time.sleep(POLL)
+
+
+def wait_listening(base, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{base}/readyz", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
+def demo_job_seconds(base):
+    times = []
+    for _ in range(DEMO_RUNS):
+        started = time.perf_counter()
+        response = requests.post(f"{base}/v1/jobs", json={}, timeout=30)
+        job = wait_for(
+            base + response.headers["Location"],
+            lambda j: j["status"] in ("succeeded", "failed", "cancelled"),
+        )
+        times.append(time.perf_counter() - started)
+        assert job["status"] == "succeeded", job
+    return times
+
+
+def graph_latencies(base):
+    latencies = []
+    with requests.Session() as http:
+        for _ in range(GRAPH_REQUESTS):
+            started = time.perf_counter()
+            response = http.post(f"{base}/v1/graphs", json=GRAPH, timeout=30)
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 201
+    return sorted(latencies)
+
+
+def large_graph_seconds(base, body):
+    started = time.perf_counter()
+    response = requests.post(
+        f"{base}/v1/graphs", data=body, timeout=300, headers={"Content-Type": "application/json"}
+    )
+    accepted = time.perf_counter() - started
+    assert response.status_code == 202, response.text[:500]
+    graph = wait_for(
+        base + response.headers["Location"], lambda g: g["status"] in ("succeeded", "failed")
+    )
+    assert graph["status"] == "succeeded", graph.get("error")
+    return accepted, time.perf_counter() - started
+
+
+def main():
+    in_process_demo = best_of(lambda: train({}), 5)
+    in_process_graph = best_of(lambda: evaluate(GRAPH), 50, budget=2)
+    big = largest_graph()
+    body = json.dumps(big)
+    in_process_big = best_of(lambda: evaluate(big), 2, budget=60)
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        redis_port, port = redis_server.free_port(), redis_server.free_port()
+        redis = redis_server.start(redis_port, Path(data_dir) / "redis")  # durable: AOF
+        redis_server.wait_ready(redis_server.url(redis_port), redis)
+        env = {
+            **os.environ,
+            "REDIS_URL": redis_server.url(redis_port),
+            "PORT": str(port),
+            "GUNICORN_ACCESS_LOG": "",
+        }
+        with open(Path(data_dir) / "stack.log", "w") as log:
+            stack = Stack(workers=2, data_dir=Path(data_dir), env=env, output=log)
+            stack.start()
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_listening(base)
+                demo = demo_job_seconds(base)
+                latencies = graph_latencies(base)
+                accepted, evaluated = large_graph_seconds(base, body)
+            finally:
+                stack.stop()
+                redis.terminate()
+                redis.wait(10)
+
+    median = statistics.median(demo)
+    print(
+        f"micrograd demo job (100 steps), submit -> read succeeded over HTTP: median "
+        f"{median * 1e3:.0f} ms, best {min(demo) * 1e3:.0f} ms of {DEMO_RUNS}"
+    )
+    print(
+        f"  in-process train({{}}): {in_process_demo * 1e3:.0f} ms, so the service adds "
+        f"{(median - in_process_demo) * 1e3:.0f} ms ({median / in_process_demo:.1f}x); "
+        f"micrograd's {MICROGRAD_DEMO_SECONDS} s is {MICROGRAD_DEMO_SECONDS / median:.0f}x it"
+    )
+    p50, p90, p99 = (latencies[int(q * (len(latencies) - 1))] for q in (0.5, 0.9, 0.99))
+    print(
+        f"README graph POST /v1/graphs ({GRAPH_REQUESTS} requests, one client): "
+        f"p50 {p50 * 1e3:.2f} ms, p90 {p90 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms"
+    )
+    print(
+        f"  in-process evaluate(): {in_process_graph * 1e3:.3f} ms; HTTP p50 is "
+        f"{p50 / in_process_graph:.0f}x it"
+    )
+    print(
+        f"largest default graph ({len(big['nodes']):,} nodes, {len(body) / 2**20:.1f} MiB): "
+        f"202 after {accepted:.2f} s, succeeded after {evaluated:.2f} s"
+    )
+    print(
+        f"  in-process evaluate(): {in_process_big:.2f} s; the service takes "
+        f"{evaluated / in_process_big:.1f}x it"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""A training job (contract section 3): its spec, the job resource and the job list.
+
+Marshmallow checks the shape and types of a spec; `engine.spec.normalize_spec` is the
+one authority on values (ranges, choices, limits, defaults), so the ranges and choices
+below are documentation (OpenAPI metadata) and never a second, diverging rule."""
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from .fields import BulkList, Integer, Number
+from .problem import ProblemSchema
+
+JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
+LOSSES = ["hinge", "mse", "bce", "ce"]
+
+
+class ModelSpecSchema(Schema):
+    """The network: an MLP with `inputs` inputs and one entry of `layers` per layer."""
+
+    class Meta:
+        unknown = RAISE
+
+    inputs = Integer(metadata={"minimum": 1, "description": "Defaults to the data's width."})
+    layers = fields.List(
+        Integer(metadata={"minimum": 1}),
+        metadata={
+            "minItems": 1,
+            "default": [16, 16, 1],
+            "description": "Units per layer; "
+            "the last layer is linear and has as many units as the loss needs.",
+        },
+    )
+    activation = fields.String(
+        metadata={"enum": ["relu", "tanh", "sigmoid", "linear"], "default": "relu"}
+    )
+
+
+class DatasetSchema(Schema):
+    """A generated, seeded data set."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(
+        metadata={"enum": ["moons", "circles", "blobs", "xor"], "default": "moons"}
+    )
+    samples = Integer(metadata={"minimum": 1, "default": 100})
+    noise = Number(metadata={"minimum": 0, "default": 0.1})
+    seed = Integer(metadata={"minimum": 0, "default": 0})
+    classes = Integer(metadata={"minimum": 2, "default": 3, "description": "blobs only."})
+
+
+class InlineDataSchema(Schema):
+    """Data given in the request: rows of numbers and one label (or target row) per row."""
+
+    class Meta:
+        unknown = RAISE
+
+    x = BulkList(fields.List(Number()), required=True, metadata={"minItems": 1})
+    y = BulkList(
+        fields.Raw(),
+        required=True,
+        metadata={
+            "description": "-1/+1 for hinge, 0/1 for bce, class indices for ce; "
+            "numbers (or rows of numbers) for mse."
+        },
+    )
+
+
+class OptimizerSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(metadata={"enum": ["sgd", "adam"], "default": "sgd"})
+    learning_rate = Number(metadata={"exclusiveMinimum": True, "minimum": 0})
+    final_learning_rate = Number(
+        allow_none=True,
+        metadata={"minimum": 0, "description": "Decay linearly to this rate over the run."},
+    )
+    momentum = Number(metadata={"minimum": 0, "maximum": 1, "exclusiveMaximum": True})
+    beta1 = Number(metadata={"minimum": 0, "maximum": 1, "exclusiveMaximum": True})
+    beta2 = Number(metadata={"minimum": 0, "maximum": 1, "exclusiveMaximum": True})
+    eps = Number(metadata={"exclusiveMinimum": True, "minimum": 0})
+
+
+class JobSpecSchema(Schema):
+    """A training job; every field is optional (an empty object is micrograd's demo)."""
+
+    class Meta:
+        unknown = RAISE
+
+    model = fields.Nested(ModelSpecSchema)
+    data = fields.Nested(InlineDataSchema)
+    dataset = fields.Nested(DatasetSchema)
+    loss = fields.String(metadata={"enum": LOSSES, "default": "hinge"})
+    optimizer = fields.Nested(OptimizerSchema)
+    l2 = Number(metadata={"minimum": 0, "default": 0.0001})
+    steps = Integer(metadata={"minimum": 1, "default": 100})
+    batch_size = Integer(
+        allow_none=True, metadata={"minimum": 1, "description": "null: full batch."}
+    )
+    seed = Integer(metadata={"minimum": 0, "default": 1337})
+    engine = fields.String(metadata={"enum": ["compiled", "reference"], "default": "compiled"})
+
+
+class ProgressSchema(Schema):
+    step = fields.Integer(dump_only=True, metadata={"description": "Steps done."})
+    steps = fields.Integer(dump_only=True, metadata={"description": "Steps in all."})
+
+
+class MetricsSchema(Schema):
+    loss = fields.Float(dump_only=True, allow_none=True)
+    accuracy = fields.Float(dump_only=True, allow_none=True)
+
+
+class JobSchema(Schema):
+    """The job resource."""
+
+    id = fields.String(dump_only=True)
+    status = fields.String(dump_only=True, metadata={"enum": JOB_STATUSES})
+    created_at = fields.String(dump_only=True, metadata={"format": "date-time"})
+    started_at = fields.String(dump_only=True, allow_none=True, metadata={"format": "date-time"})
+    finished_at = fields.String(dump_only=True, allow_none=True, metadata={"format": "date-time"})
+    progress = fields.Nested(ProgressSchema, dump_only=True)
+    metrics = fields.Nested(
+        MetricsSchema,
+        dump_only=True,
+        metadata={"description": "Loss and accuracy at the latest recorded step."},
+    )
+    model_id = fields.String(dump_only=True, allow_none=True)
+    error = fields.Nested(ProblemSchema, dump_only=True, allow_none=True)
+    spec = fields.Nested(
+        JobSpecSchema, dump_only=True, metadata={"description": "As submitted, defaults filled."}
+    )
+
+
+class JobListSchema(Schema):
+    items = fields.List(fields.Nested(JobSchema), dump_only=True)
+    next_cursor = fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "null on the last page."}
+    )
+
+
+class JobListArgsSchema(Schema):
+    """The query of GET /v1/jobs."""
+
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Integer(metadata={"minimum": 1, "description": "Jobs per page."})
+    cursor = fields.String(metadata={"description": "`next_cursor` of the previous page."})
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))

@@ -1,0 +1,36 @@
+"""The application factory."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from . import boundary
+from .api import Api
+from .config import load_config
+from .extensions import Services
+from .graph_store import GraphStore
+from .jsonprovider import StrictJSONProvider
+from .queue import connect, make_queue
+from .routes import graphs, health, jobs, models
+from .store import Store
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The API: defaults from service.settings, then the environment (GRADSERVE_*,
+    REDIS_URL), then `config`. Nothing connects before the first request."""
+    app = Flask(__name__)
+    app.json = StrictJSONProvider(app)
+    load_config(config, into=app.config)
+    connection = connect(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"])
+    app.extensions["gradserve"] = Services(
+        store=Store(connection),
+        graphs=GraphStore(connection),
+        queue=make_queue(connection, app.config),
+        readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
+    )
+    api = Api(app)
+    for blueprint in (graphs.blp, jobs.blp, models.blp, health.blp):
+        api.register_blueprint(blueprint)
+    boundary.register(app)
+    return app

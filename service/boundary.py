@@ -1,0 +1,104 @@
+"""The one place exceptions become HTTP responses: each an RFC 9457 problem served as
+`application/problem+json`, never a stack trace and never a 500 for bad input."""
+
+import logging
+from typing import Any
+
+import redis
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import InvalidInput, NumericError
+
+from . import problems
+from .errors import ServiceError
+from .store import dumps
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+def problem_response(body: problems.Problem, headers: dict[str, str] | None = None) -> Response:
+    body.setdefault("instance", request.path)
+    return current_app.response_class(
+        dumps(body), status=body["status"], mimetype=PROBLEM_JSON, headers=headers
+    )
+
+
+def flatten(messages: Any, path: str = "") -> list[dict[str, str]]:
+    """Marshmallow's nested messages as [{path, message}]: {"model": {"layers": {0: [...]}}}
+    becomes path "model/layers/0"; `_schema` (the object as a whole) adds nothing."""
+    if isinstance(messages, dict):
+        entries = []
+        for key, nested in messages.items():
+            name = "" if key == "_schema" else str(key)
+            entries += flatten(nested, f"{path}/{name}" if path and name else path or name)
+        return entries
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [{"path": path, "message": message} for message in messages]
+    return [{"path": path, "message": str(messages)}]
+
+
+def from_http_exception(error: HTTPException) -> Response:
+    """werkzeug's errors (404, 405, 413, 415...) and webargs' (validation, bad JSON)."""
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    if "messages" in data and status == 422:
+        # webargs keys messages by location ("json", "query"): paths start inside it.
+        errors = [entry for nested in data["messages"].values() for entry in flatten(nested)]
+        return problem_response(problems.invalid_input(errors), data.get("headers"))
+    if "messages" in data:  # a body that is not JSON
+        cause = data.get("exc") or getattr(error, "exc", None)
+        detail = f"the body is not valid JSON: {cause}" if cause else "the body is not valid JSON"
+        return problem_response(
+            problems.problem("Malformed JSON", status, detail, "malformed-json")
+        )
+    if status == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        detail = f"the request body is over the limit of {limit} bytes"
+        return problem_response(problems.problem(error.name, status, detail), headers)
+    detail = f"there is no endpoint at {request.path}" if status == 404 else error.description
+    return problem_response(problems.problem(error.name, status, detail), headers)
+
+
+def from_service_error(error: ServiceError) -> Response:
+    return problem_response(
+        problems.problem(error.title, error.status, error.detail, error.slug, errors=error.errors)
+    )
+
+
+def from_invalid_input(error: InvalidInput) -> Response:
+    """GraphError and SpecError from the engine: 422 with every place named."""
+    return problem_response(problems.invalid_input(error.errors))
+
+
+def from_numeric_error(error: NumericError) -> Response:
+    return problem_response(problems.non_finite(error))
+
+
+def from_redis_error(error: redis.RedisError) -> Response:
+    log.error("Redis failed on %s %s: %s", request.method, request.path, error)
+    body = problems.problem(
+        "Service unavailable",
+        503,
+        "the data store does not answer; try again shortly",
+        "store-unavailable",
+    )
+    return problem_response(body, {"Retry-After": "5"})
+
+
+def from_unexpected(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=error)
+    return problem_response(
+        problems.problem("Internal server error", 500, "the server failed; its log says why")
+    )
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(HTTPException, from_http_exception)
+    app.register_error_handler(ServiceError, from_service_error)
+    app.register_error_handler(InvalidInput, from_invalid_input)
+    app.register_error_handler(NumericError, from_numeric_error)
+    app.register_error_handler(redis.RedisError, from_redis_error)
+    app.register_error_handler(Exception, from_unexpected)

@@ -1,0 +1,53 @@
+"""The service's own exceptions; `service.boundary` turns each into a problem response."""
+
+
+class ServiceError(Exception):
+    """An error a client can act on: the HTTP status and title of its problem."""
+
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class NotFound(ServiceError):
+    """No such job, model or graph (or a malformed id)."""
+
+    status, title, slug = 404, "Not found", "not-found"
+
+    def __init__(self, kind: str, resource_id: str) -> None:
+        super().__init__(f"there is no {kind} {resource_id!r}")
+
+
+class JobFinished(ServiceError):
+    """A job that has finished cannot be cancelled."""
+
+    status, title, slug = 409, "Job already finished", "job-finished"
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id!r} is already {status}; a finished job stays as it is")
+
+
+class IdempotencyKeyReused(ServiceError):
+    """An Idempotency-Key sent again with a different request body."""
+
+    status, title, slug = 422, "Idempotency-Key reused", "idempotency-key-reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was used with a different request body; "
+            "use a new key for a new job"
+        )
+
+
+class InvalidParameter(ServiceError):
+    """A value the schemas cannot judge alone (a limit from the config, a cursor)."""
+
+    status, title, slug = 422, "Invalid input", "invalid-input"
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}", [{"path": path, "message": message}])

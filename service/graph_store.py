@@ -1,0 +1,68 @@
+"""Graph evaluations in Redis: each a hash (status, result as JSON text, error) that
+expires, and for a queued one its document until a worker has evaluated it."""
+
+import json
+
+import redis
+
+from .queue import Enqueue
+from .store import ID_PATTERN, Json, Keys, dumps, new_id
+
+
+class GraphStore:
+    def __init__(self, connection: redis.Redis, prefix: str = "gradserve") -> None:
+        self.redis = connection
+        self.keys = Keys(prefix)
+
+    def save_result(self, result_json: str, ttl: int) -> str:
+        """An evaluation done in the request: stored as succeeded; its id."""
+        graph_id = new_id()
+        key = self.keys.graph(graph_id)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, mapping={"status": "succeeded", "result": result_json})
+            pipe.expire(key, ttl)
+            pipe.execute()
+        return graph_id
+
+    def queue(self, document: bytes, ttl: int, enqueue: Enqueue) -> str:
+        """Store a graph document as queued and enqueue it, in one transaction; its id."""
+        graph_id = new_id()
+        with self.redis.pipeline() as pipe:
+            pipe.multi()  # explicit, as rq's enqueue expects of a pipeline it joins
+            pipe.hset(self.keys.graph(graph_id), "status", "queued")
+            pipe.expire(self.keys.graph(graph_id), ttl)
+            pipe.set(self.keys.graph_doc(graph_id), document, ex=ttl)
+            enqueue(pipe, graph_id)
+            pipe.execute()
+        return graph_id
+
+    def take(self, graph_id: str) -> bytes | None:
+        """A queued graph's document, marking it running (None if it has expired)."""
+        document = self.redis.get(self.keys.graph_doc(graph_id))
+        if document is not None:
+            self.redis.hset(self.keys.graph(graph_id), "status", "running")
+        return document
+
+    def finish(
+        self, graph_id: str, result_json: str | None = None, error: Json | None = None
+    ) -> None:
+        """Succeeded with its result, or failed with a problem; the document goes."""
+        outcome = (
+            {"status": "succeeded", "result": result_json}
+            if result_json is not None
+            else {"status": "failed", "error": dumps(error)}
+        )
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.keys.graph(graph_id), mapping=outcome)
+            pipe.delete(self.keys.graph_doc(graph_id))
+            pipe.execute()
+
+    def get(self, graph_id: str) -> tuple[str, bytes | None, Json | None] | None:
+        """(status, the result as JSON text, the error) or None if unknown or expired."""
+        if not ID_PATTERN.fullmatch(graph_id):
+            return None
+        raw = self.redis.hgetall(self.keys.graph(graph_id))
+        if not raw:
+            return None
+        error = raw.get(b"error")
+        return raw[b"status"].decode(), raw.get(b"result"), error and json.loads(error)

@@ -1,0 +1,20 @@
+"""gunicorn's configuration for the API: `gunicorn -c python:service.gunicorn_conf`.
+
+Environment: HOST (127.0.0.1; 0.0.0.0 in a container), PORT (8000), WEB_CONCURRENCY
+(worker processes; default 2 per core + 1, as gunicorn's docs advise)."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1))
+worker_class = "sync"  # requests are short and CPU-bound; large graphs go to the queue
+timeout = 120  # seconds: reading and validating a 32 MiB, 500,000-node graph fits well within
+graceful_timeout = 30
+keepalive = 5
+max_requests = 5000  # recycle workers now and then, jittered so they do not all restart at once
+max_requests_jitter = 500
+wsgi_app = "service:create_app()"
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # "" turns it off
+errorlog = "-"
+proc_name = "gradserve-api"
+control_socket_disable = True  # no gunicornc here; several stacks may share a machine

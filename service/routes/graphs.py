@@ -1,0 +1,119 @@
+"""POST /v1/graphs evaluates a graph/1 document; GET /v1/graphs/{id} reads the result."""
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+
+from engine.graph import evaluate_parsed, parse_graph
+from engine.value import paused_gc
+from schemas import GraphResourceSchema, GraphSchema
+
+from ..api import Blueprint
+from ..errors import NotFound
+from ..extensions import services
+from ..queue import graph_enqueuer
+from ..store import dumps
+
+blp = Blueprint(
+    "graphs",
+    __name__,
+    url_prefix="/v1/graphs",
+    description="Forward values and gradients of graph/1 expression graphs.",
+)
+LOCATION = {"Location": {"description": "The graph resource.", "schema": {"type": "string"}}}
+EXAMPLE = {
+    "format": "graph/1",
+    "output": "c",
+    "nodes": [
+        {"id": "a", "op": "input", "value": -4.0},
+        {"id": "b", "op": "input", "value": 2.0},
+        {"id": "ab", "op": "mul", "inputs": ["a", "b"]},
+        {"id": "c", "op": "pow", "inputs": ["ab"], "attrs": {"exponent": 2}},
+    ],
+}
+
+
+def prefers_async() -> bool:
+    """Does the request carry the `respond-async` preference (RFC 7240)?"""
+    preferences = ",".join(request.headers.getlist("Prefer"))
+    return any(
+        p.split(";")[0].split("=")[0].strip().lower() == "respond-async"
+        for p in preferences.split(",")
+    )
+
+
+def graph_body(
+    graph_id: str, status: str, result_json: str | bytes | None = None, error: dict | None = None
+) -> Response:
+    """The graph resource, its result spliced in as the JSON text it is stored as (a
+    500,000-node result is never decoded and encoded again)."""
+    parts = [f'{{"id":{dumps(graph_id)},"status":{dumps(status)}']
+    if result_json is not None:
+        text = result_json.decode() if isinstance(result_json, bytes) else result_json
+        parts.append(f',"result":{text}')
+    if error is not None:
+        parts.append(f',"error":{dumps(error)}')
+    parts.append("}")
+    return Response("".join(parts), mimetype="application/json")
+
+
+@blp.route("")
+class Graphs(MethodView):
+    @blp.arguments(GraphSchema, example=EXAMPLE)
+    @blp.response(
+        201, GraphResourceSchema, description="Evaluated in the request.", headers=LOCATION
+    )
+    @blp.alt_response(
+        202,
+        schema=GraphResourceSchema,
+        headers=LOCATION,
+        description="Queued: a large graph, or `Prefer: respond-async`. Poll the Location.",
+    )
+    @blp.alt_response(400, response="BAD_REQUEST")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": "Prefer",
+                "schema": {"type": "string"},
+                "description": "`respond-async` queues the graph (202).",
+            }
+        ]
+    )
+    def post(self, document: dict) -> Response:
+        """Evaluate a graph: small ones in the request, large ones on a worker."""
+        config, graphs = current_app.config, services().graphs
+        with paused_gc():  # no cycles to collect in a graph's parse or its evaluation
+            parsed = parse_graph(document, max_nodes=config["MAX_GRAPH_NODES"])
+        wants_async = prefers_async()
+        if wants_async or len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
+            graph_id = graphs.queue(
+                request.get_data(cache=True), config["GRAPH_TTL"], graph_enqueuer(services().queue)
+            )
+            response = graph_body(graph_id, "queued")
+            response.status_code = 202
+            if wants_async:
+                response.headers["Preference-Applied"] = "respond-async"
+        else:
+            with paused_gc():
+                result_json = dumps(evaluate_parsed(parsed))
+            graph_id = graphs.save_result(result_json, config["GRAPH_TTL"])
+            response = graph_body(graph_id, "succeeded", result_json)
+            response.status_code = 201
+        response.headers["Location"] = f"/v1/graphs/{graph_id}"
+        response.headers["Vary"] = "Prefer"
+        return response
+
+
+@blp.route("/<graph_id>")
+class Graph(MethodView):
+    @blp.response(200, GraphResourceSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, graph_id: str) -> Response:
+        """A graph evaluation: queued, running, succeeded (with its result) or failed."""
+        found = services().graphs.get(graph_id)
+        if found is None:
+            raise NotFound("graph", graph_id)
+        status, result_json, error = found
+        return graph_body(graph_id, status, result_json, error)

@@ -1,0 +1,31 @@
+"""Liveness and readiness."""
+
+import redis
+from flask.views import MethodView
+
+from .. import problems
+from ..api import Blueprint
+from ..boundary import problem_response
+from ..extensions import services
+
+blp = Blueprint("health", __name__, description="Liveness (no Redis) and readiness (Redis).")
+
+
+@blp.route("/healthz")
+class Liveness(MethodView):
+    @blp.response(200, description="The process serves requests.")
+    def get(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Readiness(MethodView):
+    @blp.response(200, description="Redis answers.")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    def get(self) -> object:
+        try:
+            services().readiness.ping()
+        except (redis.RedisError, OSError) as exc:
+            detail = f"Redis does not answer: {exc}"
+            return problem_response(problems.problem("Not ready", 503, detail, "not-ready"))
+        return {"status": "ready"}

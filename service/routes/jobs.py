@@ -1,0 +1,158 @@
+"""Training jobs: submit, list, read, follow the history, cancel."""
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from flask import current_app, request
+from flask.views import MethodView
+
+from engine.spec import normalize_spec
+from schemas import (
+    HistoryArgsSchema,
+    HistorySchema,
+    JobListArgsSchema,
+    JobListSchema,
+    JobSchema,
+    JobSpecSchema,
+)
+
+from ..api import Blueprint
+from ..config import limits
+from ..errors import InvalidParameter, JobFinished, NotFound
+from ..extensions import services
+from ..queue import training_enqueuer
+
+blp = Blueprint(
+    "jobs",
+    __name__,
+    url_prefix="/v1/jobs",
+    description="Train an MLP on a worker and follow it step by step.",
+)
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+LOCATION = {"Location": {"description": "The job resource.", "schema": {"type": "string"}}}
+EXAMPLE = {
+    "model": {"inputs": 2, "layers": [16, 16, 1], "activation": "relu"},
+    "dataset": {"name": "moons", "samples": 100, "noise": 0.1, "seed": 0},
+    "loss": "hinge",
+    "optimizer": {"name": "sgd", "learning_rate": 1.0, "final_learning_rate": 0.1},
+    "l2": 0.0001,
+    "steps": 100,
+    "batch_size": None,
+    "seed": 1337,
+}
+
+
+def fingerprint(body: Any) -> str:
+    """The same JSON body, however it was spaced or ordered, gives the same fingerprint."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency(body: Any) -> tuple[str, str, int] | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidParameter("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
+    return key, fingerprint(body), current_app.config["IDEMPOTENCY_TTL"]
+
+
+def existing_job(job_id: str) -> dict:
+    job = services().store.get_job(job_id)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
+@blp.route("")
+class Jobs(MethodView):
+    @blp.arguments(JobListArgsSchema, location="query")
+    @blp.response(200, JobListSchema)
+    def get(self, args: dict) -> dict:
+        """Jobs, newest first, a page at a time: follow `next_cursor` until it is null."""
+        config = current_app.config
+        limit = args.get("limit", config["PAGE_SIZE"])
+        if not 1 <= limit <= config["MAX_PAGE_SIZE"]:
+            raise InvalidParameter("limit", f"must be from 1 to {config['MAX_PAGE_SIZE']}")
+        items, next_cursor = services().store.list_jobs(
+            limit, args.get("cursor"), args.get("status")
+        )
+        return {"items": items, "next_cursor": next_cursor}
+
+    @blp.arguments(JobSpecSchema, example=EXAMPLE)
+    @blp.response(
+        202,
+        JobSchema,
+        headers=LOCATION,
+        description="Queued (or, with an "
+        "Idempotency-Key seen before and the same body, the job it made then).",
+    )
+    @blp.alt_response(400, response="BAD_REQUEST")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": "Idempotency-Key",
+                "schema": {"type": "string"},
+                "description": "Submit at most once: the same key and body give "
+                "the same job; the same key with another body is a 422.",
+            }
+        ]
+    )
+    def post(self, body: dict) -> tuple[dict, int, dict]:
+        """Submit a training job: it is queued for a worker."""
+        spec = normalize_spec(body, limits(current_app.config))
+        job, replayed = services().store.create_job(
+            spec, training_enqueuer(services().queue), idempotency(body)
+        )
+        headers = {"Location": f"/v1/jobs/{job['id']}"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return job, 202, headers
+
+
+@blp.route("/<job_id>")
+class Job(MethodView):
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, job_id: str) -> dict:
+        """A job: its status, progress, latest metrics, and model or error when done."""
+        return existing_job(job_id)
+
+
+@blp.route("/<job_id>/history")
+class History(MethodView):
+    @blp.arguments(HistoryArgsSchema, location="query")
+    @blp.response(200, HistorySchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, args: dict, job_id: str) -> dict:
+        """Loss and accuracy of every step recorded so far (written a few times a second)."""
+        existing_job(job_id)
+        since = args.get("since", 0)
+        if since < 0:
+            raise InvalidParameter("since", "must be a step number (0 or more)")
+        return services().store.history(job_id, since)
+
+
+@blp.route("/<job_id>/cancel")
+class Cancel(MethodView):
+    @blp.response(
+        200,
+        JobSchema,
+        description="Cancelled: a queued job at once; a running "
+        "one stops at its next step and records nothing more.",
+    )
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    def post(self, job_id: str) -> dict:
+        """Cancel a queued or running job."""
+        done, status = services().store.cancel(job_id)
+        if not status:
+            raise NotFound("job", job_id)
+        if not done:
+            raise JobFinished(job_id, status)
+        return existing_job(job_id)

@@ -1,0 +1,83 @@
+"""The service's defaults: each is a config key (override with a `GRADSERVE_<NAME>`
+environment variable or the mapping given to `create_app`)."""
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+"""Where Redis is; the bare `REDIS_URL` environment variable overrides it too."""
+
+REDIS_SOCKET_TIMEOUT = 5.0
+"""Seconds a Redis command may take before the API gives up on it."""
+
+READINESS_TIMEOUT = 1.0
+"""Seconds /readyz waits for Redis to answer PING before reporting 503."""
+
+QUEUE_NAME = "gradserve"
+"""The rq queue that holds training jobs and queued graph evaluations."""
+
+MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+"""Bytes a request body may hold (larger: 413)."""
+
+MAX_GRAPH_NODES = 500_000
+"""Nodes a graph/1 document may hold (more: 422)."""
+
+GRAPH_INLINE_MAX_NODES = 20_000
+"""Graphs with more nodes than this are queued (202) rather than evaluated in the request."""
+
+MAX_STEPS = 1_000_000
+"""Training steps a job may ask for (more: 422)."""
+
+MAX_PARAMETERS = 1_000_000
+"""Parameters a job's network may have (more: 422)."""
+
+MAX_SAMPLES = 1_000_000
+"""Training samples a job may use, inline or generated (more: 422)."""
+
+MAX_PREDICT_ROWS = 100_000
+"""Rows of `x` one predict request may hold (more: 422)."""
+
+PAGE_SIZE = 20
+"""Jobs per page of GET /v1/jobs when `limit` is not given."""
+
+MAX_PAGE_SIZE = 100
+"""The largest `limit` GET /v1/jobs accepts."""
+
+GRAPH_TTL = 24 * 60 * 60
+"""Seconds a graph evaluation (its document and result) is kept."""
+
+IDEMPOTENCY_TTL = 24 * 60 * 60
+"""Seconds an Idempotency-Key is remembered."""
+
+JOB_TIMEOUT = 7 * 24 * 60 * 60
+"""Seconds a worker lets one job (training or graph) run before rq stops it."""
+
+HISTORY_FLUSH_INTERVAL = 0.25
+"""Seconds of wall time between two writes of a running job's history and progress."""
+
+CHECKPOINT_INTERVAL = 1.0
+"""Seconds of wall time between two saved checkpoints of a running job."""
+
+API_TITLE = "gradserve"
+"""The OpenAPI document's title."""
+
+API_VERSION = "v1"
+"""The OpenAPI document's version of the API."""
+
+OPENAPI_VERSION = "3.0.3"
+"""The OpenAPI version the document is written in."""
+
+OPENAPI_URL_PREFIX = "/"
+"""Where the OpenAPI document and the docs pages hang."""
+
+OPENAPI_JSON_PATH = "openapi.json"
+"""The OpenAPI document's path (under OPENAPI_URL_PREFIX)."""
+
+OPENAPI_SWAGGER_UI_PATH = "docs"
+"""The human docs page's path (Swagger UI; its assets come from OPENAPI_SWAGGER_UI_URL)."""
+
+OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
+"""Where the docs page loads Swagger UI from."""
+
+OPENAPI_REDOC_PATH = "redoc"
+"""A second docs page, ReDoc."""
+
+OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
+"""Where the ReDoc page loads ReDoc from."""

@@ -1,0 +1,108 @@
+"""Fixtures: a real redis-server (the bundled binary) for the session, flushed between
+tests; the app from create_app; and, for the end-to-end tests, the real stack (gunicorn
+with its config, two rq worker processes) speaking HTTP."""
+
+import os
+import threading
+
+import pytest
+import requests
+
+from service import redis_server
+from service.app import create_app
+from service.queue import connect
+from service.run import Stack
+from service.store import Store
+
+from .service_helpers import wait_until
+
+E2E_DB = 1  # the end-to-end stack's database: never flushed under its running workers
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory):
+    port = redis_server.free_port()
+    process = redis_server.start(port, tmp_path_factory.mktemp("redis"), durable=False)
+    redis_server.wait_ready(redis_server.url(port), process)
+    yield port
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def redis_url(redis_port):
+    return redis_server.url(redis_port)
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = connect(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def store(redis_client):
+    return Store(redis_client)
+
+
+@pytest.fixture
+def make_app(redis_client, redis_url):
+    def make(**config):
+        return create_app({"TESTING": True, "REDIS_URL": redis_url, **config})
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def worker_env(monkeypatch, redis_url):
+    """Job functions run in this process read REDIS_URL, as a worker's do."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+
+
+@pytest.fixture(scope="session")
+def stack(redis_port, tmp_path_factory):
+    """gunicorn (service/gunicorn_conf.py) and two `python -m service.worker` processes,
+    supervised by service.run.Stack as `make run` does; its base URL."""
+    directory = tmp_path_factory.mktemp("stack")
+    url = redis_server.url(redis_port, E2E_DB)
+    connect(url).flushdb()
+    port = redis_server.free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": url,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_ACCESS_LOG": "",
+    }
+    with open(directory / "stack.log", "w") as log:
+        running = Stack(workers=2, data_dir=directory, env=env, output=log)
+        running.start()
+        supervisor = threading.Thread(target=running.supervise, daemon=True)
+        supervisor.start()
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: _ready(base), timeout=30)
+            yield base
+        finally:
+            running.stopping = True
+            supervisor.join()
+            running.stop()
+
+
+def _ready(base):
+    try:
+        return requests.get(f"{base}/readyz", timeout=1).status_code == 200
+    except requests.RequestException:  # not listening yet, or too busy starting to answer
+        return False

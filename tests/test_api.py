@@ -1,0 +1,389 @@
+"""The HTTP API in-process (Flask's test client) against the real Redis: status codes,
+headers, problem details, limits, pagination, idempotency and the OpenAPI document."""
+
+import json
+import math
+import time
+import zlib
+
+import pytest
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from service import redis_server, settings, tasks
+from service.app import create_app
+from service.queue import make_queue
+
+from .service_helpers import (
+    BAD_INPUTS,
+    ID,
+    MICROGRAD_FIGURES,
+    MICROGRAD_GRAPH,
+    check_problem,
+    forward,
+    small_spec,
+)
+
+
+def chain(n):
+    """A graph of n nodes: x, then n - 1 tanh nodes in a row."""
+    nodes = [{"id": "n0", "op": "input", "value": 0.5}]
+    nodes += [{"id": f"n{i}", "op": "tanh", "inputs": [f"n{i - 1}"]} for i in range(1, n)]
+    return {"nodes": nodes}
+
+
+def send(client, method, path, kwargs):
+    kwargs = dict(kwargs)
+    if kwargs.pop("json_type", False):
+        kwargs["content_type"] = "application/json"
+    return client.open(path, method=method, **kwargs)
+
+
+@pytest.fixture
+def trained(client, worker_env):
+    """A job run to success by the worker's job function, here in-process."""
+    job = client.post("/v1/jobs", json=small_spec(engine="reference")).get_json()
+    tasks.run_training(job["id"])
+    return client.get(f"/v1/jobs/{job['id']}").get_json()
+
+
+# -- graphs -------------------------------------------------------------------------------
+
+
+def test_graph_small_is_evaluated_in_the_request(client):
+    response = client.post("/v1/graphs", json=MICROGRAD_GRAPH)
+    assert response.status_code == 201
+    body = response.get_json()
+    assert response.headers["Location"] == f"/v1/graphs/{body['id']}"
+    assert body["status"] == "succeeded"
+    result = body["result"]
+    assert result["output"] == "g"
+    assert result["value"] == pytest.approx(MICROGRAD_FIGURES["value"], abs=1e-4)
+    assert result["grads"]["a"] == pytest.approx(MICROGRAD_FIGURES["a"], abs=1e-4)
+    assert result["grads"]["b"] == pytest.approx(MICROGRAD_FIGURES["b"], abs=1e-4)
+    assert list(result["values"]) == [n["id"] for n in MICROGRAD_GRAPH["nodes"]]
+    assert client.get(response.headers["Location"]).get_json() == body
+
+
+def test_graph_over_the_inline_threshold_is_queued_then_evaluated(make_app, worker_env):
+    client = make_app(GRAPH_INLINE_MAX_NODES=10).test_client()
+    response = client.post("/v1/graphs", json=chain(11))
+    assert response.status_code == 202
+    assert "Preference-Applied" not in response.headers
+    queued = response.get_json()
+    assert queued["status"] == "queued" and "result" not in queued
+    assert client.get(response.headers["Location"]).get_json()["status"] == "queued"
+    tasks.evaluate_graph(queued["id"])
+    done = client.get(response.headers["Location"]).get_json()
+    assert done["status"] == "succeeded"
+    x, derivative = 0.5, 1.0
+    for _ in range(10):  # d tanh(x)/dx = 1 - tanh(x)^2, by the chain rule
+        derivative *= 1 - math.tanh(x) ** 2
+        x = math.tanh(x)
+    assert done["result"]["value"] == pytest.approx(x)
+    assert done["result"]["grads"]["n0"] == pytest.approx(derivative)
+
+
+def test_graph_prefer_respond_async_is_queued(client, worker_env):
+    response = client.post(
+        "/v1/graphs", json=MICROGRAD_GRAPH, headers={"Prefer": "wait=5, respond-async"}
+    )
+    assert response.status_code == 202
+    assert response.headers["Preference-Applied"] == "respond-async"
+    graph_id = response.get_json()["id"]
+    tasks.evaluate_graph(graph_id)
+    result = client.get(f"/v1/graphs/{graph_id}").get_json()["result"]
+    assert result["value"] == pytest.approx(MICROGRAD_FIGURES["value"], abs=1e-4)
+
+
+def test_graph_queued_that_fails_keeps_a_problem_naming_the_node(client, worker_env):
+    doc = {
+        "nodes": [
+            {"id": "z", "op": "input", "value": 0.0},
+            {"id": "l", "op": "log", "inputs": ["z"]},
+        ]
+    }
+    graph_id = client.post("/v1/graphs", json=doc, headers={"Prefer": "respond-async"}).get_json()[
+        "id"
+    ]
+    tasks.evaluate_graph(graph_id)
+    body = client.get(f"/v1/graphs/{graph_id}").get_json()
+    assert body["status"] == "failed"
+    assert body["error"]["node"] == "l" and "'l'" in body["error"]["detail"]
+
+
+def test_graph_over_the_node_limit_is_refused(make_app):
+    client = make_app(MAX_GRAPH_NODES=100).test_client()
+    response = client.post("/v1/graphs", json=chain(101))
+    check_problem(response.status_code, response.content_type, response.get_json(), 422, "nodes")
+    assert "100" in response.get_json()["detail"]
+    assert client.post("/v1/graphs", json=chain(100)).status_code == 201
+
+
+def test_graph_result_is_stored_with_a_time_to_live(client, store):
+    graph_id = client.post("/v1/graphs", json=MICROGRAD_GRAPH).get_json()["id"]
+    ttl = store.redis.ttl(store.keys.graph(graph_id))
+    assert 0 < ttl <= settings.GRAPH_TTL
+
+
+# -- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, method, path, kwargs, status, where", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS]
+)
+def test_bad_input_is_a_clear_problem(client, trained, name, method, path, kwargs, status, where):
+    path = path.format(job=trained["id"], model=trained["model_id"])
+    response = send(client, method, path, kwargs)
+    check_problem(response.status_code, response.content_type, response.get_json(), status, where)
+    if status == 405:
+        assert response.headers["Allow"]
+
+
+def test_body_over_the_size_limit_is_413(make_app):
+    client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
+    response = client.post("/v1/graphs", json=chain(100))
+    check_problem(response.status_code, response.content_type, response.get_json(), 413, None)
+    assert "1000 bytes" in response.get_json()["detail"]
+
+
+def test_default_limits_admit_what_the_contract_promises(client):
+    assert settings.MAX_CONTENT_LENGTH >= 32 * 1024 * 1024 and settings.MAX_GRAPH_NODES >= 500_000
+    spec = small_spec(
+        steps=100_000,
+        dataset={"name": "moons", "samples": 100_000},
+        model={"inputs": 2, "layers": [300, 327, 1]},
+    )  # 100,128 parameters
+    response = client.post("/v1/jobs", json=spec)
+    assert response.status_code == 202, response.get_json()
+
+
+def test_configured_limits_are_enforced(make_app, trained):
+    client = make_app(
+        MAX_STEPS=50, MAX_SAMPLES=20, MAX_PARAMETERS=10, MAX_PREDICT_ROWS=2
+    ).test_client()
+    for spec, where in [
+        (small_spec(steps=51), "steps"),
+        (small_spec(dataset={"samples": 21}), "dataset/samples"),
+        (small_spec(model={"layers": [4, 1]}), "model/layers"),
+    ]:
+        response = client.post("/v1/jobs", json=spec)
+        check_problem(response.status_code, response.content_type, response.get_json(), 422, where)
+    response = client.post(f"/v1/models/{trained['model_id']}/predict", json={"x": [[0, 0]] * 3})
+    check_problem(response.status_code, response.content_type, response.get_json(), 422, "x")
+
+
+def test_responses_are_strict_json(app):
+    with pytest.raises(ValueError):
+        app.json.dumps({"loss": float("nan")})
+    with pytest.raises(ValueError):
+        app.json.loads('{"x": Infinity}')
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+def test_job_submission_is_queued_with_its_defaults_filled(client, store):
+    response = client.post("/v1/jobs", json={"steps": 7})
+    assert response.status_code == 202
+    job = response.get_json()
+    assert response.headers["Location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] == "queued" and job["progress"] == {"step": 0, "steps": 7}
+    assert job["spec"]["loss"] == "hinge" and job["spec"]["model"]["layers"] == [16, 16, 1]
+    assert job["started_at"] is None and job["model_id"] is None and job["error"] is None
+    assert client.get(f"/v1/jobs/{job['id']}").get_json() == job
+
+
+def test_job_is_enqueued_as_json_never_pickle(client, store):
+    job_id = client.post("/v1/jobs", json=small_spec()).get_json()["id"]
+    queue = make_queue(store.redis, settings.__dict__)
+    assert queue.job_ids == [f"train-{job_id}"]
+    raw = store.redis.hget(f"rq:job:train-{job_id}", "data")
+    function, _, args, _ = json.loads(zlib.decompress(raw))
+    assert function == "service.tasks.run_training" and args == [job_id]
+    rq_job = Job.fetch(f"train-{job_id}", connection=store.redis, serializer=JSONSerializer)
+    assert rq_job.args == [job_id]
+
+
+def test_history_is_whole_and_since_filters_it(client, trained):
+    history = client.get(f"/v1/jobs/{trained['id']}/history").get_json()
+    assert history["job_id"] == trained["id"]
+    assert history["step"] == [0, 1, 2, 3, 4]
+    assert len(history["loss"]) == len(history["accuracy"]) == 5
+    later = client.get(f"/v1/jobs/{trained['id']}/history?since=3").get_json()
+    assert later["step"] == [3, 4] and later["loss"] == history["loss"][3:]
+    assert trained["metrics"] == {"loss": history["loss"][-1], "accuracy": history["accuracy"][-1]}
+
+
+def test_model_and_predict_agree_with_a_forward_pass(client, trained):
+    model = client.get(f"/v1/models/{trained['model_id']}").get_json()
+    assert model["job_id"] == trained["id"] and model["loss"] == "hinge"
+    assert model["model"] == {"inputs": 2, "layers": [4, 1], "activation": "relu"}
+    assert len(model["parameters"]) == 4 * 3 + 5
+    x = [[0.5, -0.25], [1.5, 0.75], [-1.0, 0.0]]
+    y = client.post(f"/v1/models/{model['id']}/predict", json={"x": x}).get_json()["y"]
+    assert y == pytest.approx(forward(model, x)[:, 0].tolist(), rel=1e-12)
+
+
+def test_cancel_of_a_queued_job_is_at_once_and_final(client, worker_env):
+    job_id = client.post("/v1/jobs", json=small_spec()).get_json()["id"]
+    response = client.post(f"/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 200
+    job = response.get_json()
+    assert job["status"] == "cancelled" and job["finished_at"]
+    tasks.run_training(job_id)  # a worker that picks it up later skips it
+    again = client.post(f"/v1/jobs/{job_id}/cancel")
+    check_problem(again.status_code, again.content_type, again.get_json(), 409, None)
+    job = client.get(f"/v1/jobs/{job_id}").get_json()
+    assert job["status"] == "cancelled" and job["started_at"] is None
+    assert client.get(f"/v1/jobs/{job_id}/history").get_json()["step"] == []
+
+
+def test_cancel_of_a_finished_job_is_409(client, trained):
+    response = client.post(f"/v1/jobs/{trained['id']}/cancel")
+    check_problem(response.status_code, response.content_type, response.get_json(), 409, None)
+    assert client.get(f"/v1/jobs/{trained['id']}").get_json()["status"] == "succeeded"
+
+
+# -- pagination ---------------------------------------------------------------------------
+
+
+def test_list_pages_newest_first_until_the_cursor_is_null(client):
+    made = [
+        client.post("/v1/jobs", json=small_spec(steps=i + 1)).get_json()["id"] for i in range(7)
+    ]
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(f"/v1/jobs?{query}").get_json()
+        seen += [job["id"] for job in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == made[::-1] and pages == 3
+
+
+def test_list_cursor_is_stable_while_new_jobs_arrive(client):
+    made = [client.post("/v1/jobs", json=small_spec()).get_json()["id"] for _ in range(4)]
+    first = client.get("/v1/jobs?limit=2").get_json()
+    client.post("/v1/jobs", json=small_spec())  # newer: it belongs before page one
+    second = client.get(f"/v1/jobs?limit=2&cursor={first['next_cursor']}").get_json()
+    assert [j["id"] for j in first["items"] + second["items"]] == made[::-1]
+
+
+def test_list_filters_by_status(client):
+    kept = client.post("/v1/jobs", json=small_spec()).get_json()["id"]
+    cancelled = client.post("/v1/jobs", json=small_spec()).get_json()["id"]
+    client.post(f"/v1/jobs/{cancelled}/cancel")
+    assert [j["id"] for j in client.get("/v1/jobs?status=queued").get_json()["items"]] == [kept]
+    listed = client.get("/v1/jobs?status=cancelled").get_json()["items"]
+    assert [j["id"] for j in listed] == [cancelled]
+
+
+def test_list_default_page_size(client):
+    for _ in range(settings.PAGE_SIZE + 1):
+        client.post("/v1/jobs", json=small_spec())
+    page = client.get("/v1/jobs").get_json()
+    assert len(page["items"]) == settings.PAGE_SIZE and page["next_cursor"]
+
+
+# -- idempotency --------------------------------------------------------------------------
+
+
+def test_idempotency_key_with_the_same_body_gives_the_same_job(client, store):
+    body = small_spec(steps=3)
+    first = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "order-1"})
+    # the same JSON, spaced and ordered otherwise
+    again = client.post(
+        "/v1/jobs",
+        data=json.dumps(dict(reversed(body.items())), indent=2),
+        content_type="application/json",
+        headers={"Idempotency-Key": "order-1"},
+    )
+    assert first.status_code == again.status_code == 202
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == first.headers["Location"]
+    assert len(client.get("/v1/jobs").get_json()["items"]) == 1
+    assert len(make_queue(store.redis, settings.__dict__).job_ids) == 1
+
+
+def test_idempotency_key_with_another_body_is_422(client):
+    client.post("/v1/jobs", json=small_spec(steps=3), headers={"Idempotency-Key": "order-2"})
+    response = client.post(
+        "/v1/jobs", json=small_spec(steps=4), headers={"Idempotency-Key": "order-2"}
+    )
+    check_problem(response.status_code, response.content_type, response.get_json(), 422, None)
+    assert "Idempotency-Key" in response.get_json()["detail"]
+    assert len(client.get("/v1/jobs").get_json()["items"]) == 1
+
+
+def test_different_idempotency_keys_make_different_jobs(client):
+    ids = {
+        client.post("/v1/jobs", json=small_spec(), headers={"Idempotency-Key": key}).get_json()[
+            "id"
+        ]
+        for key in ("a", "b")
+    }
+    assert len(ids) == 2
+
+
+# -- health and documentation -------------------------------------------------------------
+
+
+def test_liveness_and_readiness(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+
+
+def test_readiness_is_a_quick_503_when_redis_is_unreachable(redis_client):
+    closed = redis_server.url(redis_server.free_port())
+    client = create_app({"TESTING": True, "REDIS_URL": closed}).test_client()
+    assert client.get("/healthz").status_code == 200
+    started = time.monotonic()
+    response = client.get("/readyz")
+    assert time.monotonic() - started < 3
+    check_problem(response.status_code, response.content_type, response.get_json(), 503, None)
+
+
+def test_a_request_without_redis_is_a_503_problem_not_a_500(redis_client):
+    closed = redis_server.url(redis_server.free_port())
+    client = create_app({"TESTING": True, "REDIS_URL": closed}).test_client()
+    response = client.post("/v1/jobs", json=small_spec())
+    check_problem(response.status_code, response.content_type, response.get_json(), 503, None)
+    assert response.headers["Retry-After"]
+
+
+def test_openapi_document_describes_every_endpoint(client):
+    document = client.get("/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    paths = document["paths"]
+    assert {
+        "/v1/graphs",
+        "/v1/graphs/{graph_id}",
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
+        "/v1/jobs/{job_id}/history",
+        "/v1/jobs/{job_id}/cancel",
+        "/v1/models/{model_id}",
+        "/v1/models/{model_id}/predict",
+        "/healthz",
+        "/readyz",
+    } <= set(paths)
+    post_graph = paths["/v1/graphs"]["post"]
+    assert {"201", "202", "413", "415", "422"} <= set(post_graph["responses"])
+    assert "application/json" in post_graph["requestBody"]["content"]
+    problem = document["components"]["responses"]["UNPROCESSABLE_ENTITY"]
+    assert "application/problem+json" in problem["content"]
+    schemas = document["components"]["schemas"]
+    assert {"Graph", "Job", "JobSpec", "History", "Model", "Problem"} <= set(schemas)
+    assert schemas["JobSpec"]["properties"]["loss"]["enum"] == ["hinge", "mse", "bce", "ce"]
+    assert client.get("/docs").status_code == 200
+    assert client.get("/redoc").status_code == 200
+
+
+def test_unknown_ids_are_404_not_500(client):
+    for path in (f"/v1/jobs/{ID}", f"/v1/graphs/{ID}", f"/v1/models/{ID}", "/v1/jobs/x"):
+        response = client.get(path)
+        check_problem(response.status_code, response.content_type, response.get_json(), 404, None)

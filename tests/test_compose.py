@@ -1,0 +1,151 @@
+"""docker-compose.yml and the Dockerfile: valid for docker-compose where it is installed
+(`docker-compose config` needs no Docker engine), and of the promised shape everywhere."""
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+URL = "redis://redis:6379/0"
+
+
+def load_yaml_subset(text):
+    """The YAML the compose file is written in: block mappings, block lists of scalars,
+    JSON-style flow lists and quoted strings. Anything else is an error, not a guess."""
+    lines = []
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if stripped and not stripped.startswith("#"):
+            lines.append((len(raw) - len(raw.lstrip(" ")), stripped))
+    value, end = _block(lines, 0, lines[0][0])
+    assert end == len(lines), f"unexpected indentation at {lines[end]}"
+    return value
+
+
+def _block(lines, i, indent):
+    if lines[i][1].startswith("- "):
+        items = []
+        while i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("- "):
+            items.append(_scalar(lines[i][1][2:]))
+            i += 1
+        return items, i
+    mapping = {}
+    while i < len(lines) and lines[i][0] == indent:
+        key, colon, rest = lines[i][1].partition(":")
+        assert colon and key not in mapping, f"not a new mapping key: {lines[i]}"
+        i += 1
+        if rest.strip():
+            mapping[key] = _scalar(rest.strip())
+        elif i < len(lines) and lines[i][0] > indent:
+            mapping[key], i = _block(lines, i, lines[i][0])
+        else:
+            mapping[key] = None
+    return mapping, i
+
+
+def _scalar(text):
+    if text[0] in '["':
+        return json.loads(text)
+    assert text[0] not in "'{|>&*!", f"outside the subset: {text}"
+    return int(text) if text.isdigit() else text
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return load_yaml_subset(COMPOSE.read_text())
+
+
+def test_redis_keeps_an_append_only_file_on_a_named_volume(compose):
+    redis = compose["services"]["redis"]
+    assert redis["image"].startswith("redis:7")
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command and "--appendfsync everysec" in command
+    assert "--maxmemory-policy noeviction" in command
+    volume, _, mount = redis["volumes"][0].partition(":")
+    assert mount == "/data" and volume in compose["volumes"]
+    assert redis["healthcheck"]["test"][:2] == ["CMD", "redis-cli"]
+
+
+def test_api_and_worker_share_one_image_and_wait_for_redis(compose):
+    api, worker = compose["services"]["api"], compose["services"]["worker"]
+    assert api["image"] == worker["image"] and api["build"] == worker["build"] == "."
+    for service in (api, worker):
+        assert service["environment"]["REDIS_URL"] == URL
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert service["healthcheck"]["test"][0] == "CMD"
+    assert "/readyz" in " ".join(api["healthcheck"]["test"])
+    assert api["environment"]["HOST"] == "0.0.0.0"
+    assert worker["command"] == ["python", "-m", "service.worker"]
+    assert worker["deploy"]["replicas"] >= 1
+
+
+def test_dockerfile_installs_the_project_and_serves_with_the_gunicorn_config():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "pip install ." in dockerfile
+    assert '"python:service.gunicorn_conf"' in dockerfile
+    for folder in ("engine", "schemas", "service"):
+        assert f"COPY {folder} {folder}" in dockerfile
+
+
+def test_the_subset_reader_refuses_what_it_does_not_know():
+    with pytest.raises(AssertionError):
+        load_yaml_subset("a:\n  b: &anchor x\n")
+    with pytest.raises(AssertionError):
+        load_yaml_subset("a: 1\na: 2\n")
+
+
+COMPOSE_BINARIES = [name for name in ("docker-compose",) if shutil.which(name)]
+
+
+@pytest.mark.parametrize("binary", COMPOSE_BINARIES)
+def test_docker_compose_config_accepts_it_and_refuses_a_broken_copy(binary, tmp_path):
+    ok = subprocess.run(
+        [binary, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, timeout=60
+    )
+    assert ok.returncode == 0, ok.stderr
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("replicas: 2", "replicas: two"))
+    refused = subprocess.run(
+        [binary, "-f", str(broken), "config", "-q"], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0
+
+
+def test_the_image_installs_every_package(tmp_path):
+    """The Dockerfile's `pip install .` must ship every package, subpackages included."""
+    source = tmp_path / "source"  # what the Dockerfile copies, built away from the tree
+    for name in ("engine", "schemas", "service"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    shipped = {name.rsplit("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
+    for top in ("engine", "schemas", "service"):
+        for init in (ROOT / top).rglob("__init__.py"):
+            package = init.parent.relative_to(ROOT).as_posix()
+            assert package in shipped, f"{package} is not in the wheel"

@@ -1,0 +1,172 @@
+"""The marshmallow schemas alone: what they load, what they refuse and where they say."""
+
+import pytest
+from marshmallow import ValidationError
+
+from schemas import (
+    GraphSchema,
+    HistorySchema,
+    JobListArgsSchema,
+    JobSchema,
+    JobSpecSchema,
+    ModelSchema,
+    PredictRequestSchema,
+    ProblemSchema,
+)
+
+from .service_helpers import MICROGRAD_GRAPH
+
+CONTRACT_JOB = {
+    "model": {"inputs": 2, "layers": [16, 16, 1], "activation": "relu"},
+    "dataset": {"name": "moons", "samples": 100, "noise": 0.1, "seed": 0},
+    "loss": "hinge",
+    "optimizer": {"name": "sgd", "learning_rate": 1.0, "final_learning_rate": 0.1},
+    "l2": 0.0001,
+    "steps": 100,
+    "batch_size": None,
+    "seed": 1337,
+}
+
+
+def messages(schema, data):
+    with pytest.raises(ValidationError) as caught:
+        schema.load(data)
+    return caught.value.messages
+
+
+def test_graph_envelope_loads_the_node_list_as_it_came():
+    nodes = [{"id": f"n{i}", "op": "input", "value": float(i)} for i in range(100_000)]
+    loaded = GraphSchema().load({"format": "graph/1", "nodes": nodes, "output": "n7"})
+    # the very list: no per-node work (the engine checks nodes in bulk)
+    assert loaded["nodes"] is nodes and loaded["output"] == "n7"
+
+
+def test_graph_schema_accepts_the_micrograd_graph():
+    assert GraphSchema().load(MICROGRAD_GRAPH) == MICROGRAD_GRAPH
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"output": "a"}, "nodes"),
+        ({"nodes": "a"}, "nodes"),
+        ({"nodes": {"a": 1}}, "nodes"),
+        ({"nodes": [], "format": 2}, "format"),
+        ({"nodes": [], "output": ["a"]}, "output"),
+        ({"nodes": [], "colour": "red"}, "colour"),
+    ],
+)
+def test_graph_envelope_refusals_name_the_field(body, field):
+    assert field in messages(GraphSchema(), body)
+
+
+def test_job_spec_schema_loads_the_contract_example_unchanged():
+    assert JobSpecSchema().load(CONTRACT_JOB) == CONTRACT_JOB
+    assert JobSpecSchema().load({}) == {}  # the engine fills the defaults, not the schema
+
+
+@pytest.mark.parametrize(
+    "body, path",
+    [
+        ({"steps": "100"}, ["steps"]),
+        ({"steps": 1.5}, ["steps"]),
+        ({"steps": True}, ["steps"]),
+        ({"l2": "0.1"}, ["l2"]),
+        ({"l2": False}, ["l2"]),
+        ({"l2": 10**400}, ["l2"]),
+        ({"model": {"layers": [4, "x", 1]}}, ["model", "layers", 1]),
+        ({"model": {"width": 3}}, ["model", "width"]),
+        ({"optimizer": {"learning_rate": "fast"}}, ["optimizer", "learning_rate"]),
+        ({"dataset": "moons"}, ["dataset"]),
+        ({"data": {"x": "rows", "y": []}}, ["data", "x"]),
+        ({"data": {"x": []}}, ["data", "y"]),
+        ({"batch_size": "all"}, ["batch_size"]),
+        ({"extra": 1}, ["extra"]),
+    ],
+)
+def test_job_spec_type_errors_name_the_field(body, path):
+    found = messages(JobSpecSchema(), body)
+    for key in path:
+        found = found[key]
+    assert found
+
+
+def test_job_spec_leaves_values_to_the_engine():
+    # ranges and choices are the engine's to judge (one authority): the schema checks types
+    loaded = JobSpecSchema().load({"steps": 0, "loss": "l1", "l2": -1})
+    assert loaded == {"steps": 0, "loss": "l1", "l2": -1}
+
+
+def test_job_spec_nulls_where_the_contract_allows_them():
+    loaded = JobSpecSchema().load({"batch_size": None, "optimizer": {"final_learning_rate": None}})
+    assert loaded["batch_size"] is None
+    assert "steps" in messages(JobSpecSchema(), {"steps": None})
+
+
+def test_inline_data_is_loaded_as_it_came():
+    x = [[float(i), 1.0] for i in range(50_000)]
+    loaded = JobSpecSchema().load({"data": {"x": x, "y": [1] * 50_000}})
+    assert loaded["data"]["x"] is x
+
+
+def test_list_query_validates_status_and_types():
+    assert JobListArgsSchema().load({"limit": "5", "status": "queued"}) == {
+        "limit": 5,
+        "status": "queued",
+    }
+    assert "status" in messages(JobListArgsSchema(), {"status": "done"})
+    assert "limit" in messages(JobListArgsSchema(), {"limit": "many"})
+
+
+def test_predict_request_needs_x():
+    assert "x" in messages(PredictRequestSchema(), {})
+    assert "x" in messages(PredictRequestSchema(), {"x": 1})
+
+
+def test_problem_schema_keeps_the_errors_and_extensions():
+    problem = {
+        "type": "about:blank",
+        "title": "Invalid input",
+        "status": 422,
+        "detail": "nodes/3/inputs/0: unknown node 'q'",
+        "errors": [{"path": "nodes/3/inputs/0", "message": "unknown node 'q'"}],
+        "node": "q",
+        "step": 4,
+    }
+    assert ProblemSchema().dump(problem) == problem
+
+
+def test_job_schema_dumps_the_resource_and_hides_internals():
+    job = {
+        "id": "j",
+        "status": "running",
+        "created_at": "2026-11-21T20:00:00.000Z",
+        "started_at": "2026-11-21T20:00:01.000Z",
+        "finished_at": None,
+        "progress": {"step": 42, "steps": 100},
+        "metrics": {"loss": 0.12, "accuracy": 0.97},
+        "model_id": None,
+        "error": None,
+        "spec": CONTRACT_JOB,
+        "attempt": 1,
+    }
+    dumped = JobSchema().dump(job)
+    assert "attempt" not in dumped
+    assert dumped == {k: v for k, v in job.items() if k != "attempt"}
+
+
+def test_history_and_model_dump_their_arrays_as_they_are():
+    losses = [0.5] * 10_000
+    dumped = HistorySchema().dump(
+        {"job_id": "j", "step": list(range(10_000)), "loss": losses, "accuracy": [None] * 10_000}
+    )
+    assert dumped["loss"] is losses
+    model = {
+        "id": "m",
+        "job_id": "j",
+        "model": {"inputs": 2, "layers": [1], "activation": "relu"},
+        "loss": "mse",
+        "parameters": [0.1, 0.2, 0.3],
+        "metrics": {"loss": 0.1, "accuracy": None},
+    }
+    assert ModelSchema().dump(model) == model
