@@ -1,0 +1,48 @@
+"""The training backend of engine "compiled": the model's scalar graph for one sample,
+traced once and run for a whole batch at a time."""
+
+import numpy as np
+
+from ..losses import accuracy, batch_loss
+from ..nn import MLP
+from ..value import Value
+from .program import Program
+from .tape import trace
+
+CHUNK_BYTES = 32 * 2**20  # per array of values or gradients: a larger batch runs in chunks
+
+
+class CompiledBackend:
+    """loss_and_grads(params, batch) as engine.reference's, from one traced program.
+
+    A batch whose values would take more than CHUNK_BYTES (100,000 samples through a wide
+    model) runs in chunks of `chunk_rows` samples: a forward pass per chunk for the
+    outputs, the loss over all of them, then per chunk the forward pass again and the
+    backward pass. Memory stays bounded for one more forward pass."""
+
+    def __init__(self, model_cfg, loss_name, X, Y, chunk_rows=None):
+        model = MLP(model_cfg["inputs"], model_cfg["layers"], model_cfg["activation"], rng=0)
+        x = [Value(0.0) for _ in range(model_cfg["inputs"])]  # placeholders
+        self.program = Program(trace(model(x), inputs=x, params=model.parameters()))
+        self.chunk_rows = chunk_rows or max(1, CHUNK_BYTES // (8 * self.program.nv))
+        self.loss_name = loss_name
+        self.X = np.asarray(X, dtype=float)
+        self.Y = np.asarray(Y)
+
+    def loss_and_grads(self, params, batch):
+        """(mean data loss over the batch, its accuracy, d(loss)/d(params) as a vector)."""
+        X, Y = (self.X, self.Y) if batch is None else (self.X[batch], self.Y[batch])
+        program = self.program
+        if len(X) <= self.chunk_rows:
+            Z = program.forward(params, X)
+            loss, dZ = batch_loss(self.loss_name, Z, Y)
+            grads = program.backward(dZ)
+        else:
+            chunks = [slice(s, s + self.chunk_rows) for s in range(0, len(X), self.chunk_rows)]
+            Z = np.concatenate([program.forward(params, X[c]) for c in chunks])
+            loss, dZ = batch_loss(self.loss_name, Z, Y)
+            grads = np.zeros(len(params))
+            for c in chunks:
+                program.forward(params, X[c])
+                grads += program.backward(dZ[c])
+        return loss, accuracy(self.loss_name, Z, Y), grads
