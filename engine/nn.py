@@ -77,8 +77,8 @@ class MLP(Module):
 
     def __call__(self, x):
         for layer in self.layers:
-            x = layer(x)
-        return x
+            x = [n(x) for n in layer.neurons]  # a list even when a hidden layer has 1 unit
+        return x[0] if len(x) == 1 else x
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]

@@ -58,6 +58,13 @@ def test_mlp_parameter_grads_match_finite_differences(activation):
         assert close(analytic[i], numeric_grad(lambda v: loss(v).data, start, i)), i
 
 
+def test_hidden_layer_of_one_unit_feeds_the_next_layer():
+    model = MLP(2, [1, 3, 1], activation="tanh", rng=0)
+    hidden = model.layers[0].neurons[0]([0.5, -0.2])
+    second = [n([hidden]) for n in model.layers[1].neurons]
+    assert model([0.5, -0.2]).data == model.layers[2].neurons[0](second).data
+
+
 def test_zero_grad_clears_every_parameter():
     model = MLP(2, [2, 1], rng=0)
     model([1.0, 1.0]).backward()

@@ -277,7 +277,7 @@ def test_unknown_engine_is_refused():
         )
 
 
-# The compiled engine (engine/compiled.py) is built separately; this holds it to the
+# The compiled engine (engine/compiled/) is built separately; this holds it to the
 # contract: the same history as the reference path to 1e-9 relative.
 AGREEMENT = [
     {"steps": 5},
@@ -302,6 +302,7 @@ AGREEMENT = [
         "model": {"layers": [6, 2], "activation": "sigmoid"},
         "optimizer": {"learning_rate": 0.3},
     },
+    {"steps": 5, "model": {"layers": [1, 4, 1], "activation": "tanh"}},  # a 1-unit hidden layer
 ]
 
 
