@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import GraphError, NumericError, Value
-from engine.graph import evaluate, evaluate_parsed, parse_graph, to_graph
+from engine.graph import (
+    _parse_nodes,
+    _parse_valid_nodes,
+    evaluate,
+    evaluate_parsed,
+    parse_graph,
+    to_graph,
+)
 from tests.gradcheck import close, numeric_grad
 from tests.test_value import LEAVES, build, expressions, micrograd_readme_expression
 
@@ -133,6 +140,12 @@ BAD_GRAPHS = [
     ({"nodes": [{"id": "x" * 65, "op": "input", "value": 1}]}, "nodes/0/id", "1 to 64"),
     ({"nodes": [{"id": "a b", "op": "input", "value": 1}]}, "nodes/0/id", "1 to 64"),
     ({"nodes": [{"id": 7, "op": "input", "value": 1}]}, "nodes/0/id", "1 to 64"),
+    ({"nodes": [{"id": "a\nb", "op": "input", "value": 1}]}, "nodes/0/id", "1 to 64"),
+    (
+        {"nodes": inputs(a=1.0) + [{"id": "b\n", "op": "neg", "inputs": ["a"]}]},
+        "nodes/1/id",
+        "1 to 64",
+    ),
     ({"nodes": inputs(x=1.0) + inputs(x=2.0)}, "nodes/1/id", "duplicate id 'x'"),
     (
         {"nodes": inputs(x=1.0) + [{"id": "y", "op": "sqrt", "inputs": ["x"]}]},
@@ -247,6 +260,28 @@ def test_invalid_graph_names_the_place(doc, path, message):
     assert {"path": path, "message": info.value.errors[0]["message"]} == info.value.errors[0]
     assert message in info.value.errors[0]["message"]
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("doc, path, message", BAD_GRAPHS)
+def test_fast_pass_passes_no_bad_graph_to_evaluation(doc, path, message):
+    nodes = doc.get("nodes") if isinstance(doc, dict) else None
+    if isinstance(nodes, list) and path.startswith("nodes/"):
+        assert _parse_valid_nodes(nodes) is None
+
+
+def test_fast_pass_reads_valid_graphs_as_the_checking_pass_does():
+    doc = {
+        "nodes": inputs(x=1.5, y=-2.0)
+        + [
+            {"id": "s", "op": "add", "inputs": ["x", "y", "x"], "attrs": {}},
+            {"id": "p", "op": "pow", "inputs": ["s"], "attrs": {"exponent": 3}},
+            {"id": "t", "op": "tanh", "inputs": ["p"]},
+            {"id": "c", "op": "input", "value": 2, "inputs": [], "attrs": {}},
+        ]
+    }
+    errors = []
+    checked = _parse_nodes(doc["nodes"], lambda path, message: errors.append(path))
+    assert _parse_valid_nodes(doc["nodes"]) == checked and errors == []
 
 
 def test_every_error_is_listed_not_only_the_first():

@@ -9,7 +9,7 @@ non-finite numbers, and only then is the first culprit looked for and named.
 import numpy as np
 
 from ..errors import NumericError
-from ..graph import _apply
+from ..graph import apply_op
 from ..value import Value
 from .fuse import fuse, varying
 from .kernels import Bridge, DotGroup, Group, as_rows
@@ -250,7 +250,7 @@ def _replay(op, xs, attr):
                 term = Value(w) * Value(x)
                 total = term if total is None else total + term
         else:
-            _apply(op, [Value(x) for x in xs], attr)
+            apply_op(op, [Value(x) for x in xs], attr)
     except NumericError as e:
         return e
     return NumericError(f"{op} gave a non-finite result", op=op)
