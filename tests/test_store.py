@@ -2,6 +2,7 @@
 history batches, pagination cursors, idempotency under concurrency, and its keys."""
 
 import threading
+import time
 
 import pytest
 
@@ -78,6 +79,10 @@ def test_cancel_of_a_running_job_notifies_and_fences_later_writes(store):
     with store.cancel_listener(job_id) as listener:
         assert not listener.cancelled()
         assert store.cancel(job_id) == (True, "running")
+        # PUBLISH reaches the subscriber's socket asynchronously: give it a moment.
+        deadline = time.monotonic() + 2.0
+        while not listener.cancelled() and time.monotonic() < deadline:
+            time.sleep(0.005)
         assert listener.cancelled()
     model = {"id": "f" * 32, "job_id": job_id}
     assert not store.record_progress(job_id, attempt, batch(1), PROGRESS, METRICS)
