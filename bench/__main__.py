@@ -1,7 +1,10 @@
-"""`python -m bench [topic ...]`: run every bench/bench_<topic>.py, or the ones named."""
+"""`python -m bench [topic ...]`: run every bench/bench_<topic>.py, or the ones named.
 
-import importlib
+Each topic runs in a fresh interpreter: what one leaves on the heap changes what the
+cyclic garbage collector costs the next (micrograd's step, most of all)."""
+
 import pkgutil
+import subprocess
 import sys
 import time
 
@@ -20,7 +23,8 @@ def main(argv):
     for topic in argv or topics:
         print(f"\n## {topic}", flush=True)
         started = time.perf_counter()
-        importlib.import_module(f"bench.bench_{topic}").main()
+        code = f"import bench.bench_{topic} as b; b.main()"
+        subprocess.run([sys.executable, "-c", code], check=True)
         print(f"({topic}: {time.perf_counter() - started:.0f} s)", flush=True)
 
 
