@@ -30,7 +30,8 @@ NODE_FIELDS = {"id", "op", "inputs", "value", "attrs"}
 MAX_ERRORS = 50  # enough to fix a document by; a broken 10^5-node graph is not listed in full
 COMPILED_FROM_NODES = 5_000  # from here the compiled program is faster (bench compiled)
 
-_VALUE_OPS = {
+# Value._op labels in graph/1 vocabulary; "**k" is pow with exponent k.
+VALUE_OPS = {
     "+": "add",
     "*": "mul",
     "ReLU": "relu",
@@ -311,6 +312,6 @@ def to_graph(output, names=None):
                 op="pow", inputs=[node_ids[id(v._prev[0])]], attrs={"exponent": float(v._op[2:])}
             )
         else:
-            node.update(op=_VALUE_OPS[v._op], inputs=[node_ids[id(c)] for c in v._prev])
+            node.update(op=VALUE_OPS[v._op], inputs=[node_ids[id(c)] for c in v._prev])
         nodes.append(node)
     return {"format": FORMAT, "nodes": nodes, "output": node_ids[id(output)]}

@@ -8,18 +8,8 @@ a Value expression this way; `from_parsed` takes a graph/1 document as the lead 
 
 from typing import NamedTuple
 
+from ..graph import VALUE_OPS
 from ..value import Value
-
-# Value._op labels in graph/1 vocabulary; "**k" is pow with exponent k.
-VALUE_OPS = {
-    "+": "add",
-    "*": "mul",
-    "ReLU": "relu",
-    "tanh": "tanh",
-    "exp": "exp",
-    "log": "log",
-    "sigmoid": "sigmoid",
-}
 
 
 class Tape(NamedTuple):
