@@ -77,7 +77,13 @@ def from_numeric_error(error: NumericError) -> Response:
     return problem_response(problems.non_finite(error))
 
 
+def retry_after() -> dict[str, str]:
+    """The header of a 503: when Redis should be back (a restart takes a second or two)."""
+    return {"Retry-After": str(current_app.config["RETRY_AFTER"])}
+
+
 def from_redis_error(error: redis.RedisError) -> Response:
+    """Redis unreachable (refused, or slower than REDIS_SOCKET_TIMEOUT): 503, never a 500."""
     log.error("Redis failed on %s %s: %s", request.method, request.path, error)
     body = problems.problem(
         "Service unavailable",
@@ -85,7 +91,7 @@ def from_redis_error(error: redis.RedisError) -> Response:
         "the data store does not answer; try again shortly",
         "store-unavailable",
     )
-    return problem_response(body, {"Retry-After": "5"})
+    return problem_response(body, retry_after())
 
 
 def from_unexpected(error: Exception) -> Response:

@@ -56,7 +56,22 @@ def crashed(what: str = "job") -> Problem:
     )
 
 
-def timed_out(seconds: int) -> Problem:
+def timed_out(seconds: float) -> Problem:
+    """A job past JOB_TIMEOUT (training time of all its runs together), naming the limit."""
     return problem(
-        "The job timed out", None, f"the job ran past its limit of {seconds} s", "timed-out"
+        "The job timed out",
+        None,
+        f"the job ran past its limit of {seconds} s (JOB_TIMEOUT)",
+        "timed-out",
+    )
+
+
+def worker_lost(times: int) -> Problem:
+    """A job whose worker died again and again before it could checkpoint."""
+    return problem(
+        "The job's worker was lost",
+        None,
+        f"the worker running the job stopped (killed, or out of memory) {times} times in a "
+        "row before the job could save a new checkpoint; it is not run again",
+        "worker-lost",
     )

@@ -5,23 +5,42 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
+from redis.backoff import ConstantBackoff, NoBackoff
 from redis.client import Pipeline
+from redis.retry import Retry
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 TRAIN = "service.tasks.run_training"
 EVALUATE_GRAPH = "service.tasks.evaluate_graph"
-Enqueue = Callable[[Pipeline, str], None]
-"""enqueue(pipeline, id): add the rq job for a resource to the caller's transaction."""
+Enqueue = Callable[..., str | None]
+"""enqueue(pipeline, id, requeues=0): add the rq job for a resource to the caller's
+transaction; the rq job's id (its ticket). A job handed back to the queue gets a new one."""
 
 RESULT_TTL = 600
 """Seconds rq keeps a finished rq job (the outcome lives in gradserve's own records)."""
 
+RIDE_THROUGH_STEP = 0.25
+"""Seconds between two tries of a command while Redis is unreachable (see `connect`)."""
 
-def connect(url: str, timeout: float | None = None) -> redis.Redis:
-    """A Redis client as rq needs it (bytes, not str); `timeout` bounds each command."""
+
+def connect(url: str, timeout: float | None = None, ride_through: float = 0.0) -> redis.Redis:
+    """A Redis client as rq needs it (bytes, not str); `timeout` bounds each command.
+
+    A failed connection is retried once at once (a pooled connection goes stale when Redis
+    restarts), a timeout never: callers that must answer quickly stay quick. With
+    `ride_through` seconds, a command keeps being retried that long while Redis is
+    unreachable (a worker's main loop, which has nothing better to do)."""
+    if ride_through > 0:
+        retry = Retry(ConstantBackoff(RIDE_THROUGH_STEP), int(ride_through / RIDE_THROUGH_STEP))
+    else:
+        retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
     return redis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+        retry=retry,
     )
 
 
@@ -34,26 +53,35 @@ def make_queue(connection: redis.Redis, config: Mapping[str, Any]) -> Queue:
     )
 
 
-def enqueuer(queue: Queue, function: str, prefix: str) -> Enqueue:
-    """enqueue(pipe, id): queue `function(id)` as rq job `<prefix>-<id>` inside the
-    caller's transaction."""
+class Enqueuer:
+    """enqueue(pipe, id, requeues=0): queue `function(id)` as rq job `<prefix>-<id>` (or
+    `<prefix>-<id>-<requeues>`) inside the caller's transaction; that rq job id.
 
-    def enqueue(pipe: Pipeline, resource_id: str) -> None:
-        queue.enqueue(
-            function,
+    A new id per hand-back: rq's own clean-up of the previous rq job (failed when its worker
+    died) can never touch the new one."""
+
+    def __init__(self, queue: Queue, function: str, prefix: str) -> None:
+        self.queue, self.function, self.prefix = queue, function, prefix
+
+    def ticket(self, resource_id: str, requeues: int = 0) -> str:
+        return f"{self.prefix}-{resource_id}" + (f"-{requeues}" if requeues else "")
+
+    def __call__(self, pipe: Pipeline, resource_id: str, requeues: int = 0) -> str:
+        ticket = self.ticket(resource_id, requeues)
+        self.queue.enqueue(
+            self.function,
             resource_id,
-            job_id=f"{prefix}-{resource_id}",
+            job_id=ticket,
             pipeline=pipe,
             result_ttl=RESULT_TTL,
-            description=f"{prefix} {resource_id}",
+            description=f"{self.prefix} {resource_id}",
         )
-
-    return enqueue
-
-
-def training_enqueuer(queue: Queue) -> Enqueue:
-    return enqueuer(queue, TRAIN, "train")
+        return ticket
 
 
-def graph_enqueuer(queue: Queue) -> Enqueue:
-    return enqueuer(queue, EVALUATE_GRAPH, "graph")
+def training_enqueuer(queue: Queue) -> Enqueuer:
+    return Enqueuer(queue, TRAIN, "train")
+
+
+def graph_enqueuer(queue: Queue) -> Enqueuer:
+    return Enqueuer(queue, EVALUATE_GRAPH, "graph")

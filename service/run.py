@@ -2,8 +2,10 @@
 
 Redis (the bundled redis-server, its append-only file under ./var/, unless REDIS_URL
 points elsewhere), the API under gunicorn on 127.0.0.1:$PORT, and $WORKERS rq workers
-(one per core by default); a worker that dies is replaced. Ctrl-C or SIGTERM stops the
-API, then the workers (each finishes or is stopped within a grace period), then Redis."""
+(one per core by default); a child that dies is started again (Redis on the same data).
+Ctrl-C or SIGTERM stops the API, then the workers (each hands its job back to the queue,
+checkpointed, at the job's next step; one that takes longer than a grace period is
+stopped, its job resumed from its latest checkpoint next time), then Redis."""
 
 import logging
 import os
@@ -18,10 +20,12 @@ from typing import IO
 from . import redis_server
 
 GRACE = 10.0
-"""Seconds a worker may take to finish its job after Ctrl-C before it is killed."""
+"""Seconds a worker may take to hand its job back after Ctrl-C (one training step) before
+it gets a second SIGTERM."""
 
 COLD_GRACE = 5.0
-"""Seconds a worker may take to stop after the second SIGTERM (rq's cold shutdown)."""
+"""Seconds a worker may take to stop after the second SIGTERM (rq's cold shutdown: its
+work-horse is killed and the job handed back from its latest checkpoint)."""
 
 POLL = 0.5
 """Seconds between two checks of the children."""
@@ -43,22 +47,19 @@ class Stack:
         self.worker_count, self.data_dir, self.output = workers, data_dir, output
         self.env = dict(os.environ if env is None else env)
         self.redis: subprocess.Popen | None = None
+        self.redis_port = 0
         self.api: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.stopping = False
 
     def start(self) -> None:
         if not self.env.get("REDIS_URL"):
-            port = int(self.env.get("REDIS_PORT", "6379"))
-            self.env["REDIS_URL"] = redis_server.url(port)
-            self.redis = redis_server.start(
-                port, self.data_dir / "redis", log_file=self.data_dir / "redis.log"
-            )
+            self.redis_port = int(self.env.get("REDIS_PORT", "6379"))
+            self.env["REDIS_URL"] = redis_server.url(self.redis_port)
+            self._start_redis()
             log.info("redis-server on %s, data in %s", self.env["REDIS_URL"], self.data_dir)
         redis_server.wait_ready(self.env["REDIS_URL"], self.redis)
-        self.api = self._spawn(
-            [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
-        )
+        self.api = self._spawn_api()
         self.workers = [self._spawn_worker() for _ in range(self.worker_count)]
         log.info(
             "API on http://%s:%s, %d workers; `REDIS_URL=%s make worker` adds more",
@@ -67,6 +68,14 @@ class Stack:
             self.worker_count,
             self.env["REDIS_URL"],
         )
+
+    def _start_redis(self) -> None:
+        self.redis = redis_server.start(
+            self.redis_port, self.data_dir / "redis", log_file=self.data_dir / "redis.log"
+        )
+
+    def _spawn_api(self) -> subprocess.Popen:
+        return self._spawn([sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"])
 
     def _spawn(self, command: list[str]) -> subprocess.Popen:
         # Own sessions: Ctrl-C reaches this supervisor alone, which stops them in order.
@@ -80,12 +89,17 @@ class Stack:
     def supervise(self) -> int:
         while not self.stopping:
             time.sleep(POLL)
-            if self.redis is not None and self.redis.poll() is not None:
-                log.error("redis-server exited (%s): stopping", self.redis.returncode)
-                return 1
-            if self.api is not None and self.api.poll() is not None:
-                log.error("gunicorn exited (%s): stopping", self.api.returncode)
-                return 1
+            if self.redis is not None and self.redis.poll() is not None and not self.stopping:
+                log.error("redis-server exited (%s): starting it again", self.redis.returncode)
+                self._start_redis()  # it reloads its append-only file: no job is lost
+                try:
+                    redis_server.wait_ready(self.env["REDIS_URL"], self.redis)
+                except RuntimeError as exc:
+                    log.error("%s: stopping", exc)
+                    return 1
+            if self.api is not None and self.api.poll() is not None and not self.stopping:
+                log.error("gunicorn exited (%s): starting it again", self.api.returncode)
+                self.api = self._spawn_api()
             for i, worker in enumerate(self.workers):
                 if worker.poll() is not None and not self.stopping:
                     log.warning(
@@ -97,14 +111,14 @@ class Stack:
     def stop(self) -> None:
         self.stopping = True
         for process in [self.api, *self.workers]:
-            _signal(process, signal.SIGTERM)  # rq: a warm shutdown, the job in hand finishes
+            _signal(process, signal.SIGTERM)  # a worker hands its job back at the next step
         _wait(self.api, GRACE)
         deadline = time.monotonic() + GRACE
         for worker in self.workers:
             try:
                 worker.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal(worker, signal.SIGTERM)  # again: rq's cold shutdown kills its job
+                _signal(worker, signal.SIGTERM)  # again: rq's cold shutdown kills its horse
         for worker in self.workers:
             _wait(worker, COLD_GRACE)
         if self.redis is not None:

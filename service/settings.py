@@ -4,8 +4,21 @@ environment variable or the mapping given to `create_app`)."""
 REDIS_URL = "redis://127.0.0.1:6379/0"
 """Where Redis is; the bare `REDIS_URL` environment variable overrides it too."""
 
-REDIS_SOCKET_TIMEOUT = 5.0
-"""Seconds a Redis command may take before the API gives up on it."""
+REDIS_SOCKET_TIMEOUT = 0.75
+"""Seconds a Redis command may take before the API gives up on it and answers 503 (a refused
+connection is retried once, at once; a slow one never): a request makes at most two round
+trips to Redis, so a hung Redis costs it at most 1.5 s."""
+
+RETRY_AFTER = 2
+"""Seconds a 503 (Redis unreachable) tells the client to wait (`Retry-After`)."""
+
+WORKER_REDIS_TIMEOUT = 5.0
+"""Seconds one Redis command of a running job may take (a failed history write is retried at
+the next flush; training goes on meanwhile)."""
+
+WORKER_RIDE_THROUGH = 30.0
+"""Seconds a worker's main loop keeps retrying Redis while it is unreachable before it gives
+up and exits (`make run` then starts another)."""
 
 READINESS_TIMEOUT = 1.0
 """Seconds /readyz waits for Redis to answer PING before reporting 503."""
@@ -47,13 +60,32 @@ IDEMPOTENCY_TTL = 24 * 60 * 60
 """Seconds an Idempotency-Key is remembered."""
 
 JOB_TIMEOUT = 7 * 24 * 60 * 60
-"""Seconds a worker lets one job (training or graph) run before rq stops it."""
+"""Seconds (an integer) a job may train, all its runs together (time up to its latest
+checkpoint counts; a resumed run goes on with what is left), and one graph evaluation may
+take; then it fails as `timed-out`."""
+
+LEASE_TTL = 10.0
+"""Seconds a running job's lease lasts unless its worker renews it (every third of it): a job
+whose worker is gone is taken up again within this, plus REAPER_INTERVAL."""
+
+REAPER_INTERVAL = 2.0
+"""Seconds between two passes of the reaper (in every worker; one pass per interval runs)."""
+
+MAX_LOST_RUNS = 3
+"""Runs of one job that may be lost in a row (its worker killed, its lease expired) without a
+new checkpoint in between; at one more the job fails as `worker-lost`: it is probably what
+kills its worker."""
+
+WRITE_PATIENCE = 30.0
+"""Seconds a worker keeps retrying a job's start or final write (result, failure, hand-back)
+while Redis is unreachable; after that the job is left to the reaper, which resumes it."""
 
 HISTORY_FLUSH_INTERVAL = 0.25
 """Seconds of wall time between two writes of a running job's history and progress."""
 
 CHECKPOINT_INTERVAL = 1.0
-"""Seconds of wall time between two saved checkpoints of a running job."""
+"""Seconds of wall time between two saved checkpoints of a running job (a resumed job
+recomputes at most this much)."""
 
 API_TITLE = "gradserve"
 """The OpenAPI document's title."""

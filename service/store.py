@@ -4,9 +4,10 @@
 
 A job is a hash (the source of truth: written in the same transaction as its enqueue),
 indexed in sorted sets by creation time; its history is a list of JSON batches; its
-latest checkpoint a string. A job's status changes only through `_UPDATE`, a Lua script
-that checks the current status (and the attempt of the worker writing) first, so a
-cancel and a finish cannot both win and a terminal status never changes again.
+latest checkpoint a string; while it runs, a lease. A job's status changes only through
+the Lua scripts of `service.scripts`, which check the current status (and the run token
+of the worker writing) first, so a cancel and a finish cannot both win, a terminal status
+never changes again, and a worker that lost its job can write nothing more for it.
 """
 
 import base64
@@ -19,14 +20,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
+from . import scripts, settings
 from .errors import IdempotencyKeyReused, InvalidParameter
 from .queue import Enqueue
+from .scripts import STATUSES
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 JSON_FIELDS = (
     "created_at",
@@ -60,6 +62,18 @@ class Keys:
     def cancel_channel(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:cancel"
 
+    def lease(self, job_id: str) -> str:
+        """A running job's lease: `<attempt> <run token> <owner>`, with a time to live."""
+        return f"{self.prefix}:job:{job_id}:lease"
+
+    def stranded(self, job_id: str) -> str:
+        """When a queued job's rq job was first seen missing from the queue."""
+        return f"{self.prefix}:job:{job_id}:stranded"
+
+    def reaper_turn(self) -> str:
+        """Held by the worker whose reaper makes the current pass."""
+        return f"{self.prefix}:reaper"
+
     def jobs(self, status: str | None = None) -> str:
         """The index of all jobs, or of the jobs in one status, scored by creation time."""
         return f"{self.prefix}:jobs" if status is None else f"{self.prefix}:jobs:{status}"
@@ -76,39 +90,6 @@ class Keys:
     def idempotency(self, key: str) -> str:
         digest = hashlib.sha256(key.encode()).hexdigest()  # any header value, a fixed length
         return f"{self.prefix}:idempotency:{digest}"
-
-
-# KEYS: job, history, checkpoint, model, all-jobs index, then one index per status.
-# ARGV: job id, allowed statuses (space-separated), attempt ('' = any), new status
-# ('' = unchanged), history batch, checkpoint, model ('' = none of each), channel to
-# publish "cancel" on ('' = none), then field/value pairs for the job hash.
-# Returns {1, previous status, attempt} or {0, current status ('' if no such job)}.
-_UPDATE = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {0, ''} end
-local allowed = false
-for s in string.gmatch(ARGV[2], '%S+') do
-  if s == status then allowed = true end
-end
-if not allowed then return {0, status} end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[3] then
-  return {0, status}
-end
-if ARGV[4] ~= '' and ARGV[4] ~= status then
-  local index = {STATUS_INDEX}
-  local score = redis.call('ZSCORE', KEYS[5], ARGV[1])
-  redis.call('ZREM', KEYS[index[status]], ARGV[1])
-  redis.call('ZADD', KEYS[index[ARGV[4]]], score, ARGV[1])
-  redis.call('HSET', KEYS[1], 'status', ARGV[4])
-  if ARGV[4] == 'running' then redis.call('HINCRBY', KEYS[1], 'attempt', 1) end
-end
-if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
-if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[6]) end
-if ARGV[7] ~= '' then redis.call('SET', KEYS[4], ARGV[7]) end
-if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], 'cancel') end
-if #ARGV > 8 then redis.call('HSET', KEYS[1], unpack(ARGV, 9)) end
-return {1, status, redis.call('HGET', KEYS[1], 'attempt')}
-""".replace("STATUS_INDEX", ", ".join(f"{s} = {6 + i}" for i, s in enumerate(STATUSES)))
 
 
 def new_id() -> str:
@@ -141,26 +122,62 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 class CancelListener:
-    """Tells a running job, without a round trip per step, that it was cancelled."""
+    """Tells a running job, without a round trip per step, that it was cancelled.
+
+    While Redis is unreachable it says "not cancelled" and looks again a second later (a
+    cancel it misses meanwhile still stops the job: its next write is refused)."""
+
+    RETRY_AFTER = 1.0  # seconds: a broken subscription is not retried at every step
 
     def __init__(self, pubsub: redis.client.PubSub) -> None:
         self._pubsub = pubsub
         self._cancelled = False
+        self._quiet_until = 0.0
 
     def cancelled(self) -> bool:
-        while not self._cancelled:
-            message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)
-            if message is None:
-                break
-            self._cancelled = message["type"] == "message"
+        if self._cancelled or time.monotonic() < self._quiet_until:
+            return self._cancelled
+        try:
+            while not self._cancelled:
+                message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)
+                if message is None:
+                    break
+                self._cancelled = message["type"] == "message"
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self._quiet_until = time.monotonic() + self.RETRY_AFTER
         return self._cancelled
+
+
+class HistoryMismatch(Exception):
+    """A history batch that does not continue the stored history: `recorded` steps are stored.
+
+    Fewer than the batch assumes (`behind`): Redis lost writes it had acknowledged (a crash
+    between two syncs of its append-only file); the run must start again from the stored
+    checkpoint. More: an earlier write the writer thought failed had been applied."""
+
+    def __init__(self, recorded: int, behind: bool) -> None:
+        super().__init__(f"the stored history has {recorded} steps")
+        self.recorded, self.behind = recorded, behind
+
+
+class Run(NamedTuple):
+    """A run of a job, as `Store.start` begins it."""
+
+    attempt: int  # runs of this job started so far, this one included
+    token: str  # this run's own mark: every write of the run is fenced on it
+    spec: Json
+    checkpoint: Json | None  # where to resume (None: from the start)
+    trained_seconds: float  # training time the checkpoint stands for
 
 
 class Store:
     def __init__(self, connection: redis.Redis, prefix: str = "gradserve") -> None:
         self.redis = connection
         self.keys = Keys(prefix)
-        self._update = connection.register_script(_UPDATE)
+        self._update = connection.register_script(scripts.UPDATE)
+        self._start = connection.register_script(scripts.START)
+        self._renew = connection.register_script(scripts.RENEW)
+        self._stranded = connection.register_script(scripts.STRANDED)
 
     def create_job(
         self,
@@ -168,7 +185,8 @@ class Store:
         enqueue: Enqueue,
         idempotency: tuple[str, str, int] | None = None,
     ) -> tuple[Json, bool]:
-        """Write a queued job and call `enqueue(pipeline, job_id)` in one transaction.
+        """Write a queued job and call `enqueue(pipeline, job_id)` in one transaction (it
+        returns the rq job id that may start the job, or None for any).
 
         `idempotency` = (key, fingerprint of the request, seconds to remember it): a key
         seen before with the same fingerprint gives back that job (and True); with
@@ -207,7 +225,9 @@ class Store:
                     pipe.zadd(self.keys.jobs("queued"), {job_id: created})
                     if idempotency is not None:
                         pipe.set(self.keys.idempotency(key), f"{fingerprint} {job_id}", ex=ttl)
-                    enqueue(pipe, job_id)
+                    ticket = enqueue(pipe, job_id)
+                    if ticket:  # only this rq job may start it (see `start`)
+                        pipe.hset(self.keys.job(job_id), "ticket", ticket)
                     pipe.execute()
                     return record, False
                 except redis.WatchError:
@@ -269,7 +289,21 @@ class Store:
         last = page[-1] if page and more else None
         return jobs, (encode_cursor(last[1], last[0].decode()) if last else None)
 
-    def _change(
+    def job_keys(self, job_id: str, model_id: str = "-") -> list[str]:
+        """The KEYS every script of service.scripts takes."""
+        k = self.keys
+        return [
+            k.job(job_id),
+            k.history(job_id),
+            k.checkpoint(job_id),
+            k.model(model_id),
+            k.lease(job_id),
+            k.stranded(job_id),
+            k.jobs(),
+            *(k.jobs(s) for s in STATUSES),
+        ]
+
+    def change(
         self,
         job_id: str,
         allowed: tuple[str, ...],
@@ -279,37 +313,85 @@ class Store:
         checkpoint: Json | None = None,
         model: Json | None = None,
         notify_cancel: bool = False,
+        *,
+        token: str | None = None,
+        checked: bool = False,
+        raw: dict[str, Any] | None = None,
+        client: redis.client.Pipeline | None = None,
         **fields: Any,
     ) -> tuple[bool, str, int | None]:
-        """Run _UPDATE: (done, the status before (or now, if refused), the attempt)."""
-        keys = [
-            self.keys.job(job_id),
-            self.keys.history(job_id),
-            self.keys.checkpoint(job_id),
-            self.keys.model(model["id"]) if model else self.keys.model("-"),
-            self.keys.jobs(),
-            *(self.keys.jobs(s) for s in STATUSES),
-        ]
+        """Run scripts.UPDATE: (done, the status before (or now, if refused), the attempt).
+
+        Fenced on `allowed` statuses, and on `attempt` and the run's `token` when given;
+        `checked`: the history batch must continue the stored history exactly (else
+        HistoryMismatch). `fields` are stored as JSON, `raw` as they are. With `client` (a
+        pipeline in a transaction) the call is only queued: (True, "", None)."""
+        steps = history["step"] if history else []
         args = [
             job_id,
             " ".join(allowed),
             "" if attempt is None else str(attempt),
+            token or "",
             to,
             _history_batch(history),
+            str(steps[0]) if checked and steps else "",
+            str(len(steps)),
             dumps(checkpoint) if checkpoint else "",
             dumps(model) if model else "",
             self.keys.cancel_channel(job_id) if notify_cancel else "",
         ]
         for name, value in fields.items():
             args += [name, dumps(value)]
+        for name, value in (raw or {}).items():
+            args += [name, str(value)]
+        keys = self.job_keys(job_id, model["id"] if model else "-")
+        if client is not None:
+            self._update(keys=keys, args=args, client=client)
+            return True, "", None
         done, status, *rest = self._update(keys=keys, args=args)
+        if not done and rest:
+            raise HistoryMismatch(int(rest[1]), rest[0] == b"behind")
         return bool(done), status.decode(), int(rest[0]) if rest else None
 
+    def start(
+        self,
+        job_id: str,
+        ticket: str | None = None,
+        owner: str = "",
+        lease_ttl: float = settings.LEASE_TTL,
+        token: str | None = None,
+    ) -> Run | None:
+        """Queued -> running for a new run, which takes the job's lease (for `lease_ttl`
+        seconds, in the name of `owner`): the run, or None when the job is not queued (or
+        `ticket`, the rq job starting it, is not the job's own any more). The same `token`
+        again gives the same run back (a retried start)."""
+        token = token or new_id()[:16]
+        reply = self._start(
+            keys=self.job_keys(job_id),
+            args=[job_id, ticket or "", token, int(lease_ttl * 1000), owner, dumps(now())],
+        )
+        if not reply[0]:
+            return None
+        _, attempt, spec, checkpoint, seconds = reply
+        return Run(
+            int(attempt),
+            token,
+            json.loads(spec),
+            json.loads(checkpoint) if checkpoint else None,
+            float(seconds),
+        )
+
     def mark_running(self, job_id: str) -> int | None:
-        """Queued -> running; the attempt number (the fence of later writes) or None when
-        the job is not queued (cancelled, or already taken)."""
-        done, _, attempt = self._change(job_id, ("queued",), "running", started_at=now())
-        return attempt if done else None
+        """Queued -> running; the attempt number or None when the job is not queued."""
+        run = self.start(job_id)
+        return run.attempt if run else None
+
+    def renew_lease(self, job_id: str, run: Run, owner: str, lease_ttl: float) -> bool:
+        """Renew the run's lease (take it again if it lapsed); False once the job is no
+        longer this run's (cancelled, or handed to another run)."""
+        value = f"{run.attempt} {run.token} {owner}"
+        keys = [self.keys.job(job_id), self.keys.lease(job_id)]
+        return bool(self._renew(keys=keys, args=[run.token, int(lease_ttl * 1000), value]))
 
     def record_progress(
         self,
@@ -319,15 +401,23 @@ class Store:
         progress: Json,
         metrics: Json,
         checkpoint: Json | None = None,
+        *,
+        token: str | None = None,
+        checked: bool = False,
+        trained_seconds: float | None = None,
     ) -> bool:
         """Append a history batch (and a checkpoint) while the job is still this attempt's
         to run; False once it is not (cancelled): the caller must stop."""
-        done, _, _ = self._change(
+        raw = {} if trained_seconds is None else {"trained_seconds": trained_seconds}
+        done, _, _ = self.change(
             job_id,
             ("running",),
             attempt=attempt,
             history=history,
             checkpoint=checkpoint,
+            token=token,
+            checked=checked,
+            raw=raw,
             progress=progress,
             metrics=metrics,
         )
@@ -341,15 +431,20 @@ class Store:
         progress: Json,
         metrics: Json,
         model: Json,
+        *,
+        token: str | None = None,
+        checked: bool = False,
     ) -> bool:
         """Running -> succeeded, with the last history batch and the model."""
-        done, _, _ = self._change(
+        done, _, _ = self.change(
             job_id,
             ("running",),
             "succeeded",
             attempt=attempt,
             history=history,
             model=model,
+            token=token,
+            checked=checked,
             progress=progress,
             metrics=metrics,
             model_id=model["id"],
@@ -358,15 +453,26 @@ class Store:
         return done
 
     def fail(
-        self, job_id: str, attempt: int, history: Json, progress: Json, metrics: Json, error: Json
+        self,
+        job_id: str,
+        attempt: int,
+        history: Json,
+        progress: Json,
+        metrics: Json,
+        error: Json,
+        *,
+        token: str | None = None,
+        checked: bool = False,
     ) -> bool:
         """Running -> failed, keeping the history so far."""
-        done, _, _ = self._change(
+        done, _, _ = self.change(
             job_id,
             ("running",),
             "failed",
             attempt=attempt,
             history=history,
+            token=token,
+            checked=checked,
             progress=progress,
             metrics=metrics,
             error=error,
@@ -377,7 +483,7 @@ class Store:
     def cancel(self, job_id: str) -> tuple[bool, str]:
         """Queued or running -> cancelled (a running worker hears of it at its next step):
         (done, the status before, or the terminal status that stays)."""
-        done, status, _ = self._change(
+        done, status, _ = self.change(
             job_id, ("queued", "running"), "cancelled", notify_cancel=True, finished_at=now()
         )
         return done, status
@@ -408,6 +514,34 @@ class Store:
     def checkpoint(self, job_id: str) -> Json | None:
         raw = self.redis.get(self.keys.checkpoint(job_id))
         return None if raw is None else json.loads(raw)
+
+    def running_without_lease(self) -> list[str]:
+        """Running jobs whose lease has lapsed: their worker is gone (or cut off)."""
+        running = [m.decode() for m in self.redis.zrange(self.keys.jobs("running"), 0, -1)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in running:
+                pipe.exists(self.keys.lease(job_id))
+            leased = pipe.execute()
+        return [job_id for job_id, held in zip(running, leased, strict=True) if not held]
+
+    def queued_tickets(self) -> list[tuple[str, str | None]]:
+        """(job id, the rq job id that may start it) of every queued job."""
+        queued = [m.decode() for m in self.redis.zrange(self.keys.jobs("queued"), 0, -1)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in queued:
+                pipe.hget(self.keys.job(job_id), "ticket")
+            tickets = pipe.execute()
+        return [(j, t.decode() if t else None) for j, t in zip(queued, tickets, strict=True)]
+
+    def stranded(self, job_id: str, ticket: str, grace: float) -> bool:
+        """Has the job stayed queued on `ticket` for `grace` seconds since a reaper first saw
+        that rq job missing from the queue? (Call each time it is seen missing.)"""
+        keys = [self.keys.job(job_id), self.keys.stranded(job_id)]
+        return bool(self._stranded(keys=keys, args=[ticket, int(grace * 1000)]))
+
+    def take_reaper_turn(self, seconds: float) -> bool:
+        """True for one caller per `seconds` across all workers."""
+        return bool(self.redis.set(self.keys.reaper_turn(), "1", nx=True, px=int(seconds * 1000)))
 
     def get_model(self, model_id: str) -> Json | None:
         if not ID_PATTERN.fullmatch(model_id):

@@ -2,6 +2,9 @@
 they need no request context and report through the store."""
 
 import logging
+import os
+import socket
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,9 +21,10 @@ from . import problems
 from .config import load_config
 from .graph_store import GraphStore
 from .jsonprovider import loads
-from .queue import connect
-from .recorder import JobStopped, Recorder
-from .store import Json, Store, dumps, new_id
+from .lease import Lease, hand_back_requested
+from .queue import connect, make_queue, training_enqueuer
+from .recorder import JobHandedBack, JobStopped, JobTimedOut, Recorder
+from .store import Json, Run, Store, dumps, new_id
 
 log = logging.getLogger(__name__)
 
@@ -43,40 +47,87 @@ def model_document(job_id: str, spec: Json, parameters: list[float], metrics: Js
 
 
 def run_training(job_id: str) -> None:
-    """Train a queued job; skip it if it is not queued any more (cancelled)."""
+    """Train a queued job, from its checkpoint if an earlier run left one; skip it if it is
+    not queued any more (cancelled, or started by another rq job)."""
     config = load_config()
-    store = Store(_connection(config))
+    # Its own client with short timeouts (not rq's, which rides out outages for half a
+    # minute): the recorder decides what a failed write means (keep the steps, go on).
+    store = Store(connect(config["REDIS_URL"], config["WORKER_REDIS_TIMEOUT"]))
+    rq_job = get_current_job()
+    owner = os.environ.get("RQ_WORKER_ID") or f"{socket.gethostname()}.{os.getpid()}"
+    ttl = config["LEASE_TTL"]
     with store.cancel_listener(job_id) as cancel:  # listening before the status check
-        attempt = store.mark_running(job_id)
-        if attempt is None:
+        run = _start(store, job_id, rq_job.id if rq_job else None, owner, ttl, config)
+        if run is None:
             log.info("job %s is not queued any more: skipped", job_id)
             return
-        spec = store.get_job(job_id)["spec"]
-        recorder = Recorder(
-            store,
-            job_id,
-            attempt,
-            spec["steps"],
-            cancel,
-            config["HISTORY_FLUSH_INTERVAL"],
-            config["CHECKPOINT_INTERVAL"],
-        )
+        spec = run.spec
+        # In a work-horse, also watch the worker: a horse whose worker died hands back.
+        parent = os.getppid() if rq_job is not None else None
+        with Lease(store, job_id, run, owner, ttl, parent) as lease:
+            recorder = Recorder(
+                store,
+                job_id,
+                run.attempt,
+                spec["steps"],
+                cancel,
+                config["HISTORY_FLUSH_INTERVAL"],
+                config["CHECKPOINT_INTERVAL"],
+                token=run.token,
+                first_step=run.checkpoint["step"] if run.checkpoint else 0,
+                lease=lease,
+                hand_back=hand_back_requested,
+                enqueue=training_enqueuer(make_queue(store.redis, config)),
+                time_limit=config["JOB_TIMEOUT"],
+                trained_seconds=run.trained_seconds,
+                patience=config["WRITE_PATIENCE"],
+            )
+            log.info("job %s: run %d from step %d", job_id, run.attempt, recorder.progress["step"])
+            try:
+                _train(job_id, spec, run, recorder)
+            except JobStopped:
+                log.info("job %s: stopped (cancelled, or no longer this run's)", job_id)
+            except JobHandedBack:
+                log.info(
+                    "job %s: handed back to the queue at step %d", job_id, recorder.progress["step"]
+                )
+
+
+def _start(
+    store: Store, job_id: str, ticket: str | None, owner: str, ttl: float, config: Mapping[str, Any]
+) -> Run | None:
+    """store.start, retried (with the same token) while Redis is briefly unreachable."""
+    token = new_id()[:16]
+    deadline = time.monotonic() + config["WRITE_PATIENCE"]
+    while True:
         try:
-            result = train(spec, on_step=recorder)
-        except JobStopped:
-            log.info("job %s was cancelled", job_id)
-            return
-        except NumericError as exc:
-            recorder.fail(problems.diverged(exc))
-            return
-        except JobTimeoutException:
-            recorder.fail(problems.timed_out(config["JOB_TIMEOUT"]))
-            return
-        except Exception:
-            log.exception("job %s failed", job_id)
-            recorder.fail(problems.crashed())
-            return
-        recorder.complete(model_document(job_id, spec, result.parameters, recorder.metrics))
+            return store.start(job_id, ticket, owner, ttl, token)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _train(job_id: str, spec: Json, run: Run, recorder: Recorder) -> None:
+    """Train to the end and record the outcome (JobStopped, JobHandedBack pass through)."""
+    try:
+        result = train(spec, on_step=recorder, checkpoint=run.checkpoint)
+    except (JobStopped, JobHandedBack):
+        raise
+    except NumericError as exc:
+        recorder.fail(problems.diverged(exc))
+        return
+    except JobTimedOut as exc:
+        recorder.fail(problems.timed_out(exc.limit))
+        return
+    except JobTimeoutException:  # rq's own limit, a backstop for one run stuck in a step
+        recorder.fail(problems.timed_out(recorder.time_limit))
+        return
+    except Exception:
+        log.exception("job %s failed", job_id)
+        recorder.fail(problems.crashed())
+        return
+    recorder.complete(model_document(job_id, spec, result.parameters, recorder.metrics))
 
 
 def evaluate_graph(graph_id: str) -> None:

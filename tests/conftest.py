@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import requests
+from hypothesis import settings
 
 from service import redis_server
 from service.app import create_app
@@ -16,7 +17,23 @@ from service.store import Store
 
 from .service_helpers import wait_until
 
+# CI replays the same examples every run (a red run does not land; a flake would block
+# it); local runs draw new ones and keep exploring. A failure prints its reproduction.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
+
 E2E_DB = 1  # the end-to-end stack's database: never flushed under its running workers
+RELIABILITY_FIGURES: list[str] = []
+"""Lines test_reliability measures (seconds from each fault to the job running again, the
+stored steps computed again), printed at the end of the run."""
+
+
+def pytest_terminal_summary(terminalreporter):
+    if RELIABILITY_FIGURES:
+        terminalreporter.section("reliability figures")
+        for line in RELIABILITY_FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

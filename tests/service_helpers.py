@@ -493,3 +493,26 @@ def check_problem(status, content_type, body, expected_status, where):
     elif where is not None:
         assert where in [e["path"] for e in body["errors"]], body["errors"]
         assert all(e["message"] for e in body["errors"])
+
+
+def children(pid):
+    """Command lines of the processes whose parent is pid (read from /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def descendants(pid):
+    """pid's children, their children, and so on."""
+    found, todo = [], [pid]
+    while todo:
+        kids = list(children(todo.pop()))
+        found += kids
+        todo += kids
+    return found

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from .service_helpers import (
     MICROGRAD_FIGURES,
     MICROGRAD_GRAPH,
     check_problem,
+    children,
     forward,
     long_spec,
     small_spec,
@@ -259,19 +259,6 @@ def test_example_client(stack, command):
     assert graph["dg/db"] == pytest.approx(MICROGRAD_FIGURES["b"], abs=1e-4)
     assert job["status"] == "succeeded" and job["steps"] == 100 and job["accuracy"] >= 0.97
     assert len(job["y"]) == 2
-
-
-def children(pid):
-    """Command lines of the processes whose parent is pid."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except (OSError, ValueError):
-            continue
-    return found
 
 
 def test_make_run_supervises_and_picks_jobs_up_again(tmp_path):

@@ -5,7 +5,7 @@ from flask.views import MethodView
 
 from .. import problems
 from ..api import Blueprint
-from ..boundary import problem_response
+from ..boundary import problem_response, retry_after
 from ..extensions import services
 
 blp = Blueprint("health", __name__, description="Liveness (no Redis) and readiness (Redis).")
@@ -27,5 +27,6 @@ class Readiness(MethodView):
             services().readiness.ping()
         except (redis.RedisError, OSError) as exc:
             detail = f"Redis does not answer: {exc}"
-            return problem_response(problems.problem("Not ready", 503, detail, "not-ready"))
+            body = problems.problem("Not ready", 503, detail, "not-ready")
+            return problem_response(body, retry_after())
         return {"status": "ready"}

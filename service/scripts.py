@@ -1,0 +1,157 @@
+"""The store's Lua scripts: every change of a job's status, and every write of a running job,
+checks the job's state first, in Redis, atomically.
+
+Each script takes the same KEYS (`JOB_KEYS`): the job hash, its history list, its checkpoint,
+a model, its lease, its stranded mark, the index of all jobs, then one index per status; and
+the job id as ARGV[1].
+
+Hidden fields of the job hash (never in the API's job resource): `attempt` (runs started),
+`run` (the token of the current run: the fence of every write), `ticket` (the rq job id that
+may start it), `requeues`, `losses` (runs lost since the latest checkpoint), `recorded`
+(history steps stored), `run_from` (the step the current run began at), `rewound` (stored
+steps dropped by hand-backs, to be computed again), `trained_seconds`, and `cp_*`: the
+state the latest checkpoint goes with (history batches, steps, progress, metrics, seconds),
+which a job handed back to the queue is rewound to.
+"""
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_KEYS = ("job", "history", "checkpoint", "model", "lease", "stranded", "all")
+
+_PRELUDE = """
+local INDEX = {STATUS_INDEX}
+
+-- Back to the latest checkpoint: the history it covers, the progress and metrics it had.
+local function rewind()
+  local cp = redis.call('HMGET', KEYS[1], 'cp_batches', 'cp_recorded', 'cp_progress',
+    'cp_metrics', 'cp_seconds', 'recorded')
+  -- `rewound` counts the stored steps dropped, to be computed again
+  redis.call('HINCRBY', KEYS[1], 'rewound', tonumber(cp[6] or '0') - tonumber(cp[2] or '0'))
+  if cp[1] and tonumber(cp[1]) > 0 then
+    redis.call('LTRIM', KEYS[2], 0, tonumber(cp[1]) - 1)
+    redis.call('HSET', KEYS[1], 'recorded', cp[2], 'progress', cp[3], 'metrics', cp[4],
+      'trained_seconds', cp[5])
+  else
+    local progress = cjson.decode(redis.call('HGET', KEYS[1], 'progress'))
+    progress['step'] = 0
+    redis.call('DEL', KEYS[2], KEYS[3])
+    redis.call('HSET', KEYS[1], 'recorded', 0, 'progress', cjson.encode(progress),
+      'metrics', '{"loss":null,"accuracy":null}', 'trained_seconds', 0)
+  end
+end
+
+-- A new status, with the indexes kept in step; leaving `running` gives up the lease, and
+-- going back to `queued` rewinds to the checkpoint.
+local function move(to)
+  local from = redis.call('HGET', KEYS[1], 'status')
+  if from == to then return end
+  local score = redis.call('ZSCORE', KEYS[7], ARGV[1])
+  redis.call('ZREM', KEYS[INDEX[from]], ARGV[1])
+  redis.call('ZADD', KEYS[INDEX[to]], score, ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', to)
+  if from == 'running' then redis.call('DEL', KEYS[5]) end
+  if from == 'running' and to == 'queued' then rewind() end
+end
+""".replace(
+    "STATUS_INDEX",
+    ", ".join(f"{s} = {len(JOB_KEYS) + 1 + i}" for i, s in enumerate(STATUSES)),
+)
+
+UPDATE = (
+    _PRELUDE
+    + """
+-- ARGV: 2 allowed statuses (space-separated), 3 attempt ('' = any), 4 run token ('' = any),
+-- 5 new status ('' = unchanged), 6 history batch ('' = none), 7 the batch's first step
+-- ('' = unchecked), 8 its length, 9 checkpoint ('' = none), 10 model ('' = none), 11 channel
+-- to publish "cancel" on ('' = none), then field/value pairs for the job hash.
+-- Returns {1, previous status, attempt}, {0, status now ('' if no such job)}, or, when the
+-- batch does not continue the stored history, {0, status, 'behind' or 'ahead', steps stored}.
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {0, ''} end
+local allowed = false
+for s in string.gmatch(ARGV[2], '%S+') do
+  if s == status then allowed = true end
+end
+if not allowed then return {0, status} end
+local job = redis.call('HMGET', KEYS[1], 'attempt', 'run', 'recorded')
+if ARGV[3] ~= '' and job[1] ~= ARGV[3] then return {0, status} end
+if ARGV[4] ~= '' and job[2] ~= ARGV[4] then return {0, status} end
+local recorded = tonumber(job[3] or '0')
+if ARGV[6] ~= '' and ARGV[7] ~= '' and tonumber(ARGV[7]) ~= recorded then
+  -- behind: Redis lost writes it had acknowledged; ahead: a retried write was applied before
+  return {0, status, tonumber(ARGV[7]) > recorded and 'behind' or 'ahead', recorded}
+end
+if ARGV[6] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[6])
+  redis.call('HINCRBY', KEYS[1], 'recorded', ARGV[8])
+end
+if #ARGV > 11 then redis.call('HSET', KEYS[1], unpack(ARGV, 12)) end
+if ARGV[9] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[9])
+  local now = redis.call('HMGET', KEYS[1], 'recorded', 'progress', 'metrics', 'trained_seconds')
+  redis.call('HSET', KEYS[1], 'cp_batches', redis.call('LLEN', KEYS[2]),
+    'cp_recorded', now[1] or 0, 'cp_progress', now[2], 'cp_metrics', now[3],
+    'cp_seconds', now[4] or 0, 'losses', 0)
+end
+if ARGV[10] ~= '' then redis.call('SET', KEYS[4], ARGV[10]) end
+if ARGV[5] ~= '' then move(ARGV[5]) end
+if ARGV[11] ~= '' then redis.call('PUBLISH', ARGV[11], 'cancel') end
+return {1, status, redis.call('HGET', KEYS[1], 'attempt')}
+"""
+)
+
+START = (
+    _PRELUDE
+    + """
+-- Queued -> running for one run: a new attempt, its token, its lease.
+-- ARGV: 2 ticket ('' = any), 3 run token, 4 lease milliseconds, 5 owner, 6 started_at (JSON).
+-- Returns {1, attempt, spec, checkpoint ('' = none), seconds trained before} or
+-- {0, status now ('' if no such job, 'superseded' if the ticket is not the job's)}.
+local job = redis.call('HMGET', KEYS[1], 'status', 'run', 'ticket')
+if not job[1] then return {0, ''} end
+if not (job[1] == 'running' and job[2] == ARGV[3]) then  -- else: a retried start that took
+  if job[1] ~= 'queued' then return {0, job[1]} end
+  if ARGV[2] ~= '' and job[3] and job[3] ~= '' and job[3] ~= ARGV[2] then
+    return {0, 'superseded'}
+  end
+  move('running')
+  redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+  local from = redis.call('HGET', KEYS[1], 'recorded') or 0
+  redis.call('HSET', KEYS[1], 'run', ARGV[3], 'run_from', from)
+  if redis.call('HGET', KEYS[1], 'started_at') == 'null' then
+    redis.call('HSET', KEYS[1], 'started_at', ARGV[6])
+  end
+  redis.call('DEL', KEYS[6])
+end
+local attempt = redis.call('HGET', KEYS[1], 'attempt')
+redis.call('SET', KEYS[5], attempt .. ' ' .. ARGV[3] .. ' ' .. ARGV[5], 'PX', ARGV[4])
+local fields = redis.call('HMGET', KEYS[1], 'spec', 'trained_seconds')
+return {1, attempt, fields[1], redis.call('GET', KEYS[3]) or '', fields[2] or '0'}
+"""
+)
+
+RENEW = """
+-- KEYS: job, lease. ARGV: run token, lease milliseconds, the lease's value.
+-- 1: renewed (taken again if it had lapsed); 0: the job is no longer this run's.
+local job = redis.call('HMGET', KEYS[1], 'status', 'run')
+if job[1] ~= 'running' or job[2] ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+return 1
+"""
+
+STRANDED = """
+-- KEYS: job, stranded mark. ARGV: a ticket seen missing from the queue, grace milliseconds.
+-- 1 once the job has stayed queued on that ticket, missing, for the grace period (by Redis's
+-- clock, the same for every worker); the first sighting is remembered in the mark.
+if redis.replicate_commands then redis.replicate_commands() end
+local job = redis.call('HMGET', KEYS[1], 'status', 'ticket')
+if job[1] ~= 'queued' or (job[2] and job[2] ~= '' and job[2] ~= ARGV[1]) then return 0 end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local mark = redis.call('GET', KEYS[2])
+if mark then
+  local ticket, since = string.match(mark, '^(%S+) (%d+)$')
+  if ticket == ARGV[1] then return (now - tonumber(since) >= tonumber(ARGV[2])) and 1 or 0 end
+end
+redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. now, 'PX', 4 * tonumber(ARGV[2]))
+return 0
+"""
