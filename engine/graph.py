@@ -54,7 +54,12 @@ class ParsedGraph(NamedTuple):
 
 
 def _is_number(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer of hundreds of digits: JSON can carry one
+        return False
 
 
 def parse_graph(doc, max_nodes=None):
@@ -123,36 +128,32 @@ def _parse_valid_nodes(nodes):
     """The fast pass, for documents with nothing wrong: one tight loop, no messages. Any
     anomaly gives None, and _parse_nodes finds and words it."""
     index, ids, ops, inputs, attrs = {}, [], [], [], []
-    arity, fields, lookup = ARITY, NODE_FIELDS, index.__getitem__
+    arity, lookup = ARITY, index.__getitem__
     try:
         for i, node in enumerate(nodes):
             node_id, op = node["id"], node["op"]
             low, high = arity[op]
-            if not fields.issuperset(node) or node_id in index:
-                return None
-            node_attrs = node.get("attrs", {})
-            if node_attrs.__class__ is not dict:
+            # Three fields are the usual node (id, op, and inputs or value: the lookups below
+            # fail on any other third); only larger nodes need the full field check.
+            if node_id in index or (len(node) > 3 and not _fields_fit(node, op)):
                 return None
             if op == "input":
                 attr = node["value"]
-                if not _is_number(attr) or node.get("inputs", []) != [] or node_attrs:
+                if not _is_number(attr):
                     return None
                 refs = ()
             else:
                 names = node["inputs"]
-                if names.__class__ is not list or "value" in node:
+                if names.__class__ is not list:
                     return None
                 refs = tuple(map(lookup, names))  # KeyError: an unknown or later node
                 if len(refs) < low or (high is not None and len(refs) > high):
                     return None
+                attr = None
                 if op == "pow":
-                    attr = node_attrs["exponent"]
-                    if len(node_attrs) != 1 or not _is_number(attr):
+                    attr = node["attrs"]["exponent"]
+                    if not _is_number(attr):
                         return None
-                elif node_attrs:
-                    return None
-                else:
-                    attr = None
             index[node_id] = i
             ids.append(node_id)
             ops.append(op)
@@ -166,6 +167,19 @@ def _parse_valid_nodes(nodes):
     except (KeyError, TypeError, AttributeError):
         return None
     return index, ids, ops, inputs, attrs
+
+
+def _fields_fit(node, op):
+    """A node of more than three fields, as the fast pass accepts it: known fields only,
+    inputs [] and attrs {} as the only extras of an input, attrs only {exponent} on a pow."""
+    if not NODE_FIELDS.issuperset(node):
+        return False
+    node_attrs = node.get("attrs", {})
+    if op == "input":
+        return node.get("inputs", []) == [] and node_attrs == {}
+    if "value" in node or node_attrs.__class__ is not dict:
+        return False
+    return node_attrs.keys() == {"exponent"} if op == "pow" else not node_attrs
 
 
 def _node_inputs(node, op, where, index, error):

@@ -202,6 +202,30 @@ BAD_GRAPHS = [
     ({"nodes": inputs(x="1")}, "nodes/0/value", "finite number"),
     ({"nodes": inputs(x=float("nan"))}, "nodes/0/value", "finite number"),
     ({"nodes": inputs(x=float("inf"))}, "nodes/0/value", "finite number"),
+    ({"nodes": inputs(x=10**400)}, "nodes/0/value", "finite number"),
+    (
+        {
+            "nodes": inputs(x=1.0)
+            + [{"id": "y", "op": "pow", "inputs": ["x"], "attrs": {"exponent": 10**400}}]
+        },
+        "nodes/1/attrs/exponent",
+        "exponent",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "pow", "inputs": ["x"], "attrs": {}}]},
+        "nodes/1/attrs/exponent",
+        "exponent",
+    ),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": "neg", "inputs": ["x"], "attrs": []}]},
+        "nodes/1/attrs",
+        "JSON object",
+    ),
+    (
+        {"nodes": [{"id": "x", "op": "input", "value": 1, "inputs": ""}]},
+        "nodes/0/inputs",
+        "list of node ids",
+    ),
     (
         {"nodes": inputs(x=1.0) + [{"id": "y", "op": "pow", "inputs": ["x"]}]},
         "nodes/1/attrs/exponent",
