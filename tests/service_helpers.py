@@ -98,6 +98,17 @@ BAD_INPUTS = [
         None,
     ),
     ("graph-no-content-type", "POST", "/v1/graphs", {"data": "{}"}, 415, None),
+    (
+        "graph-400-digit-value",  # a valid JSON integer that no float can hold
+        "POST",
+        "/v1/graphs",
+        {
+            "data": '{"nodes": [{"id": "a", "op": "input", "value": 1' + "0" * 400 + "}]}",
+            "json_type": True,
+        },
+        422,
+        "nodes/0/value",
+    ),
     ("graph-empty-body", "POST", "/v1/graphs", {"data": "", "json_type": True}, 422, ""),
     ("graph-array", "POST", "/v1/graphs", {"json": [A]}, 422, ""),
     ("graph-no-nodes", "POST", "/v1/graphs", {"json": {"output": "a"}}, 422, "nodes"),
