@@ -112,8 +112,9 @@ def _parse_nodes(nodes, error):
             error(f"{where}/id", "an id is 1 to 64 characters of A-Z a-z 0-9 _ . : -")
         elif node_id in index:
             error(f"{where}/id", f"duplicate id {node_id!r} (first at nodes/{index[node_id]})")
-        if op not in ARITY:
+        if not isinstance(op, str) or op not in ARITY:
             error(f"{where}/op", f"unknown op {op!r}; ops are {', '.join(ARITY)}")
+            op = None  # its inputs are still checked; its attrs cannot be judged
         ids.append(node_id)
         ops.append(op)
         inputs.append(_node_inputs(node, op, where, index, error))
@@ -208,6 +209,8 @@ def _node_inputs(node, op, where, index, error):
 
 
 def _node_attr(node, op, where, error):
+    if op is None:
+        return None
     node_attrs = node.get("attrs", {})
     if not isinstance(node_attrs, dict):
         error(f"{where}/attrs", "attrs is a JSON object")

@@ -147,6 +147,12 @@ BAD_GRAPHS = [
         "1 to 64",
     ),
     ({"nodes": inputs(x=1.0) + inputs(x=2.0)}, "nodes/1/id", "duplicate id 'x'"),
+    ({"nodes": [{"id": "x", "op": {}, "value": 1.0}]}, "nodes/0/op", "unknown op {}"),
+    (
+        {"nodes": inputs(x=1.0) + [{"id": "y", "op": ["neg"], "inputs": ["x"], "attrs": {"k": 1}}]},
+        "nodes/1/op",
+        "unknown op ['neg']",
+    ),
     (
         {"nodes": inputs(x=1.0) + [{"id": "y", "op": "sqrt", "inputs": ["x"]}]},
         "nodes/1/op",
