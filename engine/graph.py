@@ -7,6 +7,7 @@ import re
 from typing import NamedTuple
 
 from .errors import GraphError, NumericError
+from .numbers import finite_float
 from .value import Value, paused_gc, topological_order
 
 FORMAT = "graph/1"
@@ -51,15 +52,6 @@ class ParsedGraph(NamedTuple):
     inputs: list
     attrs: list
     output: int
-
-
-def _is_number(x):
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return False
-    try:
-        return math.isfinite(x)
-    except OverflowError:  # an integer of hundreds of digits: JSON can carry one
-        return False
 
 
 def parse_graph(doc, max_nodes=None):
@@ -140,7 +132,7 @@ def _parse_valid_nodes(nodes):
                 return None
             if op == "input":
                 attr = node["value"]
-                if not _is_number(attr):
+                if finite_float(attr) is None:
                     return None
                 refs = ()
             else:
@@ -153,7 +145,7 @@ def _parse_valid_nodes(nodes):
                 attr = None
                 if op == "pow":
                     attr = node["attrs"]["exponent"]
-                    if not _is_number(attr):
+                    if finite_float(attr) is None:
                         return None
             index[node_id] = i
             ids.append(node_id)
@@ -219,7 +211,7 @@ def _node_attr(node, op, where, error):
         for key in node_attrs:
             error(f"{where}/attrs/{key}", f"{op} takes no attrs")
     if op == "input":
-        if not _is_number(node.get("value")):
+        if finite_float(node.get("value")) is None:
             error(f"{where}/value", "an input needs a finite number as its value")
         return node.get("value")
     if "value" in node:
@@ -228,7 +220,7 @@ def _node_attr(node, op, where, error):
         return None
     for key in node_attrs.keys() - {"exponent"}:
         error(f"{where}/attrs/{key}", "unknown attr: pow takes only 'exponent'")
-    if not _is_number(node_attrs.get("exponent")):
+    if finite_float(node_attrs.get("exponent")) is None:
         error(f"{where}/attrs/exponent", "pow needs a finite number as its exponent")
     return node_attrs.get("exponent")
 

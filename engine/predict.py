@@ -4,6 +4,7 @@
 import numpy as np
 
 from .errors import NumericError
+from .numbers import finite_float
 
 _ACTIVATIONS = {
     "relu": lambda h: np.maximum(h, 0.0),
@@ -45,16 +46,6 @@ def forward(model, parameters, X):
     return H
 
 
-def _finite(v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        v = float(v)
-    except OverflowError:  # an int beyond floats
-        return False
-    return v - v == 0.0
-
-
 def _inputs(x, width):
     """x as an (n, width) array, or ValueError naming the first bad place."""
     if not isinstance(x, list) or not x:
@@ -63,7 +54,7 @@ def _inputs(x, width):
         if not isinstance(row, list) or len(row) != width:
             raise ValueError(f"x/{i}: must be a list of {width} numbers, as the model takes")
         for j, v in enumerate(row):
-            if not _finite(v):
+            if finite_float(v) is None:
                 raise ValueError(f"x/{i}/{j}: must be a finite number, not {v!r}")
     return np.array(x, dtype=np.float64)
 

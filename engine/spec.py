@@ -12,6 +12,7 @@ from .data import DATASETS, FIXED_CLASSES
 from .errors import SpecError
 from .losses import LOSSES
 from .nn import ACTIVATIONS
+from .numbers import finite_float
 
 ENGINES = ("compiled", "reference")
 FIELDS = (
@@ -49,17 +50,6 @@ NON_NEGATIVE = (lambda v: v >= 0, "of at least 0")
 FRACTION = (lambda v: 0 <= v < 1, "of at least 0 and below 1")
 
 _MISSING = object()
-
-
-def _as_float(v):
-    """v as a float if it is a finite number (bools are not numbers), else None."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    try:
-        v = float(v)
-    except OverflowError:  # an int beyond floats
-        return None
-    return v if v - v == 0.0 else None
 
 
 def _join(*parts):
@@ -123,7 +113,7 @@ class _Checker:
         if value is None and nullable:
             return None
         test, words = rule
-        number = _as_float(value)
+        number = finite_float(value)
         if number is None or not test(number):
             self.fail(path, f"must be a finite number {words}")
             return None
@@ -237,7 +227,7 @@ def _row(check, row, width, path):
     if not isinstance(row, list) or len(row) != width:
         check.fail(path, f"must be a list of {width} numbers, as row 0 is")
         return None
-    values = [_as_float(v) for v in row]
+    values = [finite_float(v) for v in row]
     for j, v in enumerate(values):
         if v is None:
             check.fail(f"{path}/{j}", "must be a finite number")
@@ -261,7 +251,7 @@ def _labels(check, y, loss):
     convert, words = LABEL_RULES[loss]
     labels = []
     for i, v in enumerate(y):
-        number = _as_float(v)
+        number = finite_float(v)
         label = None if number is None else convert(number)
         if label is None:
             check.fail(f"data/y/{i}", f"must be {words} for {loss}, not {v!r}")
