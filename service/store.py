@@ -381,11 +381,6 @@ class Store:
             float(seconds),
         )
 
-    def mark_running(self, job_id: str) -> int | None:
-        """Queued -> running; the attempt number or None when the job is not queued."""
-        run = self.start(job_id)
-        return run.attempt if run else None
-
     def renew_lease(self, job_id: str, run: Run, owner: str, lease_ttl: float) -> bool:
         """Renew the run's lease (take it again if it lapsed); False once the job is no
         longer this run's (cancelled, or handed to another run)."""

@@ -53,10 +53,10 @@ def test_create_job_writes_nothing_when_the_enqueue_fails(store):
     assert store.redis.dbsize() == 0
 
 
-def test_mark_running_counts_attempts_and_happens_once(store):
+def test_start_counts_attempts_and_happens_once(store):
     job_id = make_job(store)
-    assert store.mark_running(job_id) == 1
-    assert store.mark_running(job_id) is None  # already taken
+    assert store.start(job_id).attempt == 1
+    assert store.start(job_id) is None  # already taken
     job = store.get_job(job_id)
     assert job["status"] == "running" and job["started_at"] and job["attempt"] == 1
     assert store.redis.zscore(store.keys.jobs("queued"), job_id) is None
@@ -65,7 +65,7 @@ def test_mark_running_counts_attempts_and_happens_once(store):
 
 def test_progress_is_written_only_by_the_running_attempt(store):
     job_id = make_job(store)
-    attempt = store.mark_running(job_id)
+    attempt = store.start(job_id).attempt
     assert store.record_progress(job_id, attempt, batch(0, 1), PROGRESS, METRICS)
     assert not store.record_progress(job_id, attempt + 1, batch(2), PROGRESS, METRICS)
     assert store.history(job_id)["step"] == [0, 1]
@@ -74,7 +74,7 @@ def test_progress_is_written_only_by_the_running_attempt(store):
 
 def test_cancel_of_a_running_job_notifies_and_fences_later_writes(store):
     job_id = make_job(store)
-    attempt = store.mark_running(job_id)
+    attempt = store.start(job_id).attempt
     store.record_progress(job_id, attempt, batch(0), PROGRESS, METRICS)
     with store.cancel_listener(job_id) as listener:
         assert not listener.cancelled()
@@ -96,12 +96,12 @@ def test_cancel_of_a_running_job_notifies_and_fences_later_writes(store):
 
 def test_terminal_statuses_never_change(store):
     job_id = make_job(store)
-    attempt = store.mark_running(job_id)
+    attempt = store.start(job_id).attempt
     model = {"id": "e" * 32, "job_id": job_id, "parameters": [1.0]}
     assert store.complete(job_id, attempt, batch(9), PROGRESS, METRICS, model)
     assert store.cancel(job_id) == (False, "succeeded")
     assert not store.fail(job_id, attempt, batch(), PROGRESS, METRICS, {"title": "late"})
-    assert store.mark_running(job_id) is None
+    assert store.start(job_id) is None
     job = store.get_job(job_id)
     assert job["status"] == "succeeded" and job["model_id"] == model["id"]
     assert store.get_model(model["id"]) == model
@@ -112,7 +112,7 @@ def test_terminal_statuses_never_change(store):
 def race_cancel_and_finish(store):
     """Cancel and complete one running job from two threads at once: who won?"""
     job_id = make_job(store)
-    attempt = store.mark_running(job_id)
+    attempt = store.start(job_id).attempt
     model = {"id": "d" * 32, "job_id": job_id}
     results = {}
 
@@ -139,7 +139,7 @@ def test_a_race_of_cancel_and_finish_has_one_winner(store):
 
 def test_failure_keeps_the_history_and_the_problem(store):
     job_id = make_job(store)
-    attempt = store.mark_running(job_id)
+    attempt = store.start(job_id).attempt
     store.record_progress(job_id, attempt, batch(0, 1), PROGRESS, METRICS)
     problem = {"title": "Training diverged", "step": 3}
     assert store.fail(job_id, attempt, batch(2), PROGRESS, METRICS, problem)
@@ -150,7 +150,7 @@ def test_failure_keeps_the_history_and_the_problem(store):
 
 def test_history_batches_join_and_since_cuts_inside_a_batch(store):
     job_id = make_job(store)
-    attempt = store.mark_running(job_id)
+    attempt = store.start(job_id).attempt
     for steps in ([0, 1, 2], [3, 4], [5]):
         store.record_progress(job_id, attempt, batch(*steps), PROGRESS, METRICS)
     assert store.history(job_id)["step"] == [0, 1, 2, 3, 4, 5]
@@ -162,7 +162,7 @@ def test_history_batches_join_and_since_cuts_inside_a_batch(store):
 
 def test_checkpoint_is_stored_with_its_history(store):
     job_id = make_job(store)
-    attempt = store.mark_running(job_id)
+    attempt = store.start(job_id).attempt
     checkpoint = {"version": 1, "step": 2, "parameters": [0.5]}
     store.record_progress(job_id, attempt, batch(0, 1), PROGRESS, METRICS, checkpoint)
     assert store.checkpoint(job_id) == checkpoint
@@ -234,7 +234,7 @@ def test_graphs_are_kept_for_their_time_to_live(redis_client):
 def test_every_key_is_under_the_prefix(redis_client):
     store = Store(redis_client, prefix="other")
     job_id = make_job(store)
-    attempt = store.mark_running(job_id)
+    attempt = store.start(job_id).attempt
     store.record_progress(job_id, attempt, batch(0), PROGRESS, METRICS, {"step": 1})
     store.complete(job_id, attempt, batch(1), PROGRESS, METRICS, {"id": "c" * 32})
     store.create_job(SPEC, nothing, ("k", "p", 60))

@@ -37,7 +37,7 @@ def running(store):
     """A job marked running, a recorder on a clock the test moves, and its listener."""
     job_id = store.create_job({"steps": 100}, lambda pipe, job_id: None)[0]["id"]
     with store.cancel_listener(job_id) as listener:
-        attempt = store.mark_running(job_id)
+        attempt = store.start(job_id).attempt
         clock = Clock()
         yield job_id, Recorder(store, job_id, attempt, 100, listener, 0.25, 1.0, clock), clock
 
