@@ -17,4 +17,4 @@ USER gradserve
 # gunicorn listens on all interfaces inside the container; the port is mapped by compose.
 ENV HOST=0.0.0.0 PORT=8000
 EXPOSE 8000
-CMD ["gunicorn", "-c", "python:service.gunicorn_conf"]
+CMD ["gunicorn", "-c", "python:service.api.gunicorn_conf"]

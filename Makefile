@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install  ## the whole stack on 127.0.0.1:$PORT (Redis, API, workers); Ctrl-C stops it
-	$(BIN)/python -m service.run
+	$(BIN)/python -m service.stack
 
 worker: install  ## one more worker, for the Redis at $REDIS_URL
 	$(BIN)/python -m service.worker

@@ -18,8 +18,9 @@ import requests
 from bench.timing import best_of
 from engine import evaluate
 from engine.train import train
-from service import redis_server, settings
-from service.run import Stack
+from service import settings
+from service.retry import retry
+from service.stack import Stack, redis_server
 
 GRAPH = json.loads((Path(__file__).parent.parent / "examples" / "micrograd_graph.json").read_text())
 MICROGRAD_DEMO_SECONDS = 158  # micrograd's own demo notebook, 100 steps, in-process
@@ -49,15 +50,10 @@ def wait_for(url, done):
 
 
 def wait_listening(base, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(f"{base}/readyz", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
+    def ready():
+        requests.get(f"{base}/readyz", timeout=1).raise_for_status()
+
+    retry(ready, (requests.ConnectionError, requests.HTTPError), timeout, pause=0.05)
 
 
 def demo_job_seconds(base):

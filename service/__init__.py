@@ -1,14 +1,3 @@
-"""gradserve's HTTP service: the Flask API, the rq worker tasks, and the Redis store."""
-
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from flask import Flask
-
-
-def create_app(config: Mapping[str, Any] | None = None) -> "Flask":
-    """service.app.create_app, imported only when called: the workers need no Flask app."""
-    from .app import create_app as factory
-
-    return factory(config)
+"""gradserve's service, one subpackage per process: `api` (the HTTP API under gunicorn),
+`worker` (rq workers), `stack` (`make run`), all over `store` (everything in Redis); and
+what they share: `settings` and `config`, `errors` and `problems`, `strictjson`, `retry`."""

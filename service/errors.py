@@ -1,4 +1,4 @@
-"""The service's own exceptions; `service.boundary` turns each into a problem response."""
+"""The service's own exceptions; `service.api.boundary` turns each into a problem response."""
 
 
 class ServiceError(Exception):

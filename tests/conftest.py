@@ -9,11 +9,10 @@ import pytest
 import requests
 from hypothesis import settings
 
-from service import redis_server
-from service.app import create_app
-from service.queue import connect
-from service.run import Stack
-from service.store import Store
+from service.api import create_app
+from service.stack import Stack, redis_server
+from service.store import JobStore
+from service.store.queue import connect
 
 from .service_helpers import wait_until
 
@@ -61,7 +60,7 @@ def redis_client(redis_url):
 
 @pytest.fixture
 def store(redis_client):
-    return Store(redis_client)
+    return JobStore(redis_client)
 
 
 @pytest.fixture
@@ -91,7 +90,7 @@ def worker_env(monkeypatch, redis_url):
 @pytest.fixture(scope="session")
 def stack(redis_port, tmp_path_factory):
     """gunicorn (service/gunicorn_conf.py) and two `python -m service.worker` processes,
-    supervised by service.run.Stack as `make run` does; its base URL."""
+    supervised by service.stack.Stack as `make run` does; its base URL."""
     directory = tmp_path_factory.mktemp("stack")
     url = redis_server.url(redis_port, E2E_DB)
     connect(url).flushdb()

@@ -10,9 +10,11 @@ import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from service import redis_server, settings, tasks
-from service.app import create_app
-from service.queue import make_queue
+from service import settings
+from service.api import create_app
+from service.stack import redis_server
+from service.store.queue import make_queue
+from service.worker import jobs
 
 from .service_helpers import (
     BAD_INPUTS,
@@ -43,7 +45,7 @@ def send(client, method, path, kwargs):
 def trained(client, worker_env):
     """A job run to success by the worker's job function, here in-process."""
     job = client.post("/v1/jobs", json=small_spec(engine="reference")).get_json()
-    tasks.run_training(job["id"])
+    jobs.run_training(job["id"])
     return client.get(f"/v1/jobs/{job['id']}").get_json()
 
 
@@ -73,7 +75,7 @@ def test_graph_over_the_inline_threshold_is_queued_then_evaluated(make_app, work
     queued = response.get_json()
     assert queued["status"] == "queued" and "result" not in queued
     assert client.get(response.headers["Location"]).get_json()["status"] == "queued"
-    tasks.evaluate_graph(queued["id"])
+    jobs.evaluate_graph(queued["id"])
     done = client.get(response.headers["Location"]).get_json()
     assert done["status"] == "succeeded"
     x, derivative = 0.5, 1.0
@@ -91,7 +93,7 @@ def test_graph_prefer_respond_async_is_queued(client, worker_env):
     assert response.status_code == 202
     assert response.headers["Preference-Applied"] == "respond-async"
     graph_id = response.get_json()["id"]
-    tasks.evaluate_graph(graph_id)
+    jobs.evaluate_graph(graph_id)
     result = client.get(f"/v1/graphs/{graph_id}").get_json()["result"]
     assert result["value"] == pytest.approx(MICROGRAD_FIGURES["value"], abs=1e-4)
 
@@ -106,7 +108,7 @@ def test_graph_queued_that_fails_keeps_a_problem_naming_the_node(client, worker_
     graph_id = client.post("/v1/graphs", json=doc, headers={"Prefer": "respond-async"}).get_json()[
         "id"
     ]
-    tasks.evaluate_graph(graph_id)
+    jobs.evaluate_graph(graph_id)
     body = client.get(f"/v1/graphs/{graph_id}").get_json()
     assert body["status"] == "failed"
     assert body["error"]["node"] == "l" and "'l'" in body["error"]["detail"]
@@ -200,7 +202,7 @@ def test_job_is_enqueued_as_json_never_pickle(client, store):
     assert queue.job_ids == [f"train-{job_id}"]
     raw = store.redis.hget(f"rq:job:train-{job_id}", "data")
     function, _, args, _ = json.loads(zlib.decompress(raw))
-    assert function == "service.tasks.run_training" and args == [job_id]
+    assert function == "service.worker.jobs.run_training" and args == [job_id]
     rq_job = Job.fetch(f"train-{job_id}", connection=store.redis, serializer=JSONSerializer)
     assert rq_job.args == [job_id]
 
@@ -231,7 +233,7 @@ def test_cancel_of_a_queued_job_is_at_once_and_final(client, worker_env):
     assert response.status_code == 200
     job = response.get_json()
     assert job["status"] == "cancelled" and job["finished_at"]
-    tasks.run_training(job_id)  # a worker that picks it up later skips it
+    jobs.run_training(job_id)  # a worker that picks it up later skips it
     again = client.post(f"/v1/jobs/{job_id}/cancel")
     check_problem(again.status_code, again.content_type, again.get_json(), 409, None)
     job = client.get(f"/v1/jobs/{job_id}").get_json()

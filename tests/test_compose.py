@@ -89,7 +89,7 @@ def test_dockerfile_installs_the_project_and_serves_with_the_gunicorn_config():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile
     assert "pip install ." in dockerfile
-    assert '"python:service.gunicorn_conf"' in dockerfile
+    assert '"python:service.api.gunicorn_conf"' in dockerfile
     for folder in ("engine", "schemas", "service"):
         assert f"COPY {folder} {folder}" in dockerfile
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from engine.data import make_moons
-from service import redis_server
+from service.stack import redis_server
 
 from .conftest import E2E_DB
 from .service_helpers import (
@@ -275,7 +275,7 @@ def test_make_run_supervises_and_picks_jobs_up_again(tmp_path):
 
     def run(workers):
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.run"],
+            [sys.executable, "-m", "service.stack"],
             env={**env, "WORKERS": str(workers)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

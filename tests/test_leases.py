@@ -8,13 +8,14 @@ import pytest
 
 from engine.spec import normalize_spec
 from engine.train import train
-from service import redis_server, tasks
 from service.config import load_config
-from service.lease import Lease
-from service.queue import connect, make_queue, training_enqueuer
-from service.reaper import Reaper
-from service.recorder import JobHandedBack, Recorder
-from service.store import HistoryMismatch, Store
+from service.stack import redis_server
+from service.store import HistoryMismatch, JobStore, Report
+from service.store.queue import connect, make_queue, training_enqueuer
+from service.worker import jobs
+from service.worker.lease import Lease
+from service.worker.reaper import Reaper
+from service.worker.recorder import JobHandedBack, Pace, Recorder, Watch
 
 from .service_helpers import small_spec, wait_until
 
@@ -24,6 +25,10 @@ SPEC = small_spec(steps=60, engine="reference", optimizer={"name": "adam", "lear
 
 def batch(*steps):
     return {"step": list(steps), "loss": [float(s) for s in steps], "accuracy": [None] * len(steps)}
+
+
+def report(*steps, **parts):
+    return Report(batch(*steps), PROGRESS, METRICS, **parts)
 
 
 @pytest.fixture
@@ -85,21 +90,20 @@ def test_a_run_token_fences_writes_even_with_the_same_attempt_number(store, enqu
     # twice; the token tells the two runs apart.
     job_id = queued_job(store, enqueue)
     run = store.start(job_id)
-    assert store.record_progress(job_id, 1, batch(0), PROGRESS, METRICS, token=run.token)
-    assert not store.record_progress(job_id, 1, batch(1), PROGRESS, METRICS, token="other")
+    assert store.record(job_id, run.token, report(0))
+    assert not store.record(job_id, "other", report(1))
     assert store.history(job_id)["step"] == [0]
 
 
 def test_a_batch_must_continue_the_stored_history(store, enqueue):
     job_id = queued_job(store, enqueue)
     run = store.start(job_id)
-    write = dict(token=run.token, checked=True)
-    assert store.record_progress(job_id, 1, batch(0, 1, 2), PROGRESS, METRICS, **write)
+    assert store.record(job_id, run.token, report(0, 1, 2))
     with pytest.raises(HistoryMismatch) as behind:  # steps 3 and 4 never arrived
-        store.record_progress(job_id, 1, batch(5, 6), PROGRESS, METRICS, **write)
+        store.record(job_id, run.token, report(5, 6))
     assert behind.value.behind and behind.value.recorded == 3
     with pytest.raises(HistoryMismatch) as ahead:  # a retried write that had gone through
-        store.record_progress(job_id, 1, batch(2, 3), PROGRESS, METRICS, **write)
+        store.record(job_id, run.token, report(2, 3))
     assert not ahead.value.behind and ahead.value.recorded == 3
     assert store.history(job_id)["step"] == [0, 1, 2]
 
@@ -107,9 +111,9 @@ def test_a_batch_must_continue_the_stored_history(store, enqueue):
 def test_a_recorder_cuts_a_batch_redis_already_has_part_of(store, enqueue):
     job_id = queued_job(store, enqueue)
     run = store.start(job_id)
-    store.record_progress(job_id, 1, batch(0, 1), PROGRESS, METRICS, token=run.token)
+    store.record(job_id, run.token, report(0, 1))
     with store.cancel_listener(job_id) as cancel:
-        recorder = Recorder(store, job_id, 1, 10, cancel, 1.0, 1.0, token=run.token)
+        recorder = Recorder(store, job_id, run, Pace(1.0, 1.0), Watch(cancel))
         recorder.batch = batch(0, 1, 2, 3)  # it believes the first write failed
         recorder.flush()
     assert store.history(job_id)["step"] == [0, 1, 2, 3]
@@ -118,9 +122,9 @@ def test_a_recorder_cuts_a_batch_redis_already_has_part_of(store, enqueue):
 def test_a_recorder_keeps_its_steps_while_redis_is_unreachable(store, enqueue):
     job_id = queued_job(store, enqueue)
     run = store.start(job_id)
-    dead = Store(connect(redis_server.url(redis_server.free_port()), timeout=0.2))
+    dead = JobStore(connect(redis_server.url(redis_server.free_port()), timeout=0.2))
     with store.cancel_listener(job_id) as cancel:
-        recorder = Recorder(dead, job_id, 1, 10, cancel, 0.0, 1.0, token=run.token)
+        recorder = Recorder(dead, job_id, run, Pace(0.0, 1.0), Watch(cancel))
         recorder.batch = batch(0, 1)
         recorder.flush()  # refused connection: kept for the next flush
         assert recorder.batch == batch(0, 1) and recorder.unreachable
@@ -132,14 +136,12 @@ def test_a_recorder_keeps_its_steps_while_redis_is_unreachable(store, enqueue):
 
 def write_run(store, job_id, run, checkpoint_at, until):
     """Steps 0..until-1 recorded by `run`, with a checkpoint at step `checkpoint_at`."""
-    fence = dict(token=run.token, checked=True)
     ck = {"version": 1, "step": checkpoint_at, "parameters": [0.0]}
     progress = {"step": checkpoint_at, "steps": 10}
-    store.record_progress(
-        job_id, run.attempt, batch(*range(checkpoint_at)), progress, METRICS, ck, **fence
-    )
+    first = Report(batch(*range(checkpoint_at)), progress, METRICS, checkpoint=ck)
+    assert store.record(job_id, run.token, first)
     more = batch(*range(checkpoint_at, until))
-    store.record_progress(job_id, run.attempt, more, {"step": until, "steps": 10}, METRICS, **fence)
+    assert store.record(job_id, run.token, Report(more, {"step": until, "steps": 10}, METRICS))
     return ck
 
 
@@ -156,7 +158,7 @@ def test_a_lost_run_is_handed_back_rewound_to_its_checkpoint(store, enqueue, que
     assert store.history(job_id)["step"] == [0, 1, 2, 3]
     assert hidden(store, job_id, "rewound") == "3"
     assert queue.get_job_ids() == [f"train-{job_id}-1"] == [hidden(store, job_id, "ticket")]
-    assert not store.record_progress(job_id, 1, batch(4), PROGRESS, METRICS, token=run.token)
+    assert not store.record(job_id, run.token, report(4))
     resumed = store.start(job_id, f"train-{job_id}-1")
     assert resumed.attempt == 2 and resumed.checkpoint == ck
     assert hidden(store, job_id, "run_from") == "4"
@@ -171,7 +173,8 @@ def test_reapers_in_many_workers_hand_a_job_back_once(store, enqueue, queue, con
 
     def reap():  # each worker has its own connection
         connection = connect(redis_url)
-        passes.append(Reaper(Store(connection), make_queue(connection, config), config).run_once())
+        reaper = Reaper(JobStore(connection), make_queue(connection, config), config)
+        passes.append(reaper.run_once())
 
     threads = [threading.Thread(target=reap) for _ in range(6)]
     for t in threads:
@@ -202,9 +205,7 @@ def test_a_checkpoint_resets_the_count_of_lost_runs(store, enqueue, reaper):
     for step in range(4):  # each run gets one step further, and checkpoints, before it dies
         run = store.start(job_id, lease_ttl=5.0)
         ck = {"version": 1, "step": step + 1, "parameters": [0.0]}
-        store.record_progress(
-            job_id, run.attempt, batch(step), PROGRESS, METRICS, ck, token=run.token, checked=True
-        )
+        assert store.record(job_id, run.token, report(step, checkpoint=ck))
         store.redis.delete(store.keys.lease(job_id))
         assert reaper.run_once().requeued == [job_id]
     assert store.get_job(job_id)["status"] == "queued"
@@ -255,7 +256,6 @@ def resumable_job(store, enqueue, queue, stop_after):
     job_id = store.create_job(spec, enqueue)[0]["id"]
     queue.empty()
     run = store.start(job_id, lease_ttl=5.0)
-    fence = dict(token=run.token, checked=True)
     steps = {"step": [], "loss": [], "accuracy": []}
 
     def on_step(progress):
@@ -269,15 +269,9 @@ def resumable_job(store, enqueue, queue, stop_after):
             raise KeyboardInterrupt  # the worker dies here
         if (progress.step + 1) % 5 == 0 or progress.step + 1 == stop_after - 2:
             checkpoint = progress.checkpoint() if (progress.step + 1) % 5 == 0 else None
-            store.record_progress(
-                job_id,
-                run.attempt,
-                dict(steps),
-                {"step": progress.step + 1, "steps": 60},
-                METRICS,
-                checkpoint,
-                **fence,
-            )
+            at = {"step": progress.step + 1, "steps": 60}
+            written = Report(dict(steps), at, METRICS, checkpoint=checkpoint)
+            assert store.record(job_id, run.token, written)
             steps.update(step=[], loss=[], accuracy=[])
 
     with pytest.raises(KeyboardInterrupt):
@@ -291,7 +285,7 @@ def test_run_training_resumes_exactly_from_the_checkpoint(store, enqueue, queue,
     assert store.history(job_id)["step"] == list(range(21))  # 20 checkpointed, 21 flushed
     assert reaper.run_once().requeued == [job_id]
     assert store.history(job_id)["step"] == list(range(20))
-    tasks.run_training(job_id)
+    jobs.run_training(job_id)
     expected = train(spec)
     job = store.get_job(job_id)
     assert job["status"] == "succeeded" and job["attempt"] == 2
@@ -310,17 +304,7 @@ def test_a_hand_back_checkpoints_at_the_step_and_requeues(store, enqueue, queue,
     with store.cancel_listener(job_id) as cancel, Lease(store, job_id, run, "", 5.0) as lease:
         flag = threading.Event()
         recorder = Recorder(
-            store,
-            job_id,
-            run.attempt,
-            60,
-            cancel,
-            0.0,
-            100.0,
-            token=run.token,
-            lease=lease,
-            hand_back=flag,
-            enqueue=enqueue,
+            store, job_id, run, Pace(0.0, 100.0), Watch(cancel, lease, flag, enqueue)
         )
 
         def on_step(progress):
@@ -344,7 +328,7 @@ def test_a_job_times_out_over_all_its_runs(store, enqueue, queue, monkeypatch):
     store.redis.hset(store.keys.job(job_id), "cp_seconds", "3.0")  # its first run used it all
     Reaper(store, queue, load_config({"LEASE_TTL": 1.0})).run_once()
     started = time.monotonic()
-    tasks.run_training(job_id)
+    jobs.run_training(job_id)
     job = store.get_job(job_id)
     assert job["status"] == "failed" and job["error"]["type"].endswith("timed-out")
     assert "limit of 3 s" in job["error"]["detail"]
@@ -358,7 +342,7 @@ def test_runs_racing_to_start_one_job_have_one_winner(store, enqueue, queue, red
     runs = []
 
     def start():  # a worker each, with its own connection
-        runs.append(Store(connect(redis_url)).start(job_id, ticket, "w", 5.0))
+        runs.append(JobStore(connect(redis_url)).start(job_id, ticket, "w", 5.0))
 
     threads = [threading.Thread(target=start) for _ in range(8)]
     for t in threads:

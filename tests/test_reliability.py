@@ -19,12 +19,11 @@ import requests
 
 from engine.spec import normalize_spec
 from engine.train import train
-from service import redis_server
 from service.config import load_config
-from service.queue import connect, make_queue, training_enqueuer
-from service.requeue import requeue_lost
-from service.run import Stack
-from service.store import Store
+from service.stack import Stack, redis_server
+from service.store import JobStore, Report
+from service.store.queue import connect, make_queue, training_enqueuer
+from service.store.requeue import requeue_lost
 
 from .conftest import RELIABILITY_FIGURES
 from .service_helpers import children, descendants, small_spec, wait_until
@@ -76,7 +75,7 @@ def uninterrupted():
 
 class Cluster:
     """Redis (a durable redis-server this test controls), the API under gunicorn and two
-    workers supervised by service.run.Stack, as `make run` runs them."""
+    workers supervised by service.stack.Stack, as `make run` runs them."""
 
     def __init__(self, directory, redis_port, api_port, workers=2):
         self.directory, self.redis_port = directory, redis_port
@@ -84,7 +83,7 @@ class Cluster:
         self.base = f"http://127.0.0.1:{api_port}"
         self.redis = None
         self.start_redis()
-        self.store = Store(connect(self.redis_url, timeout=2.0))
+        self.store = JobStore(connect(self.redis_url, timeout=2.0))
         env = {
             **os.environ,
             **SETTINGS,
@@ -342,12 +341,11 @@ def test_two_workers_handed_one_resumed_job_at_once_run_it_once(cluster):
             "accuracy": expected.accuracy[start:stop],
         }
 
-    fence = {"token": run.token, "checked": True}
     metrics = {"loss": None, "accuracy": None}
     progress = {"step": at, "steps": steps()}
-    first, more = history(0, at), history(at, written)
-    assert store.record_progress(job_id, 1, first, progress, metrics, checkpoint, **fence)
-    assert store.record_progress(job_id, 1, more, progress, metrics, **fence)
+    first = Report(history(0, at), progress, metrics, checkpoint=checkpoint)
+    assert store.record(job_id, run.token, first)
+    assert store.record(job_id, run.token, Report(history(at, written), progress, metrics))
 
     def twice(pipe, resource_id, requeues=0):
         ticket = enqueue(pipe, resource_id, requeues)
@@ -431,13 +429,13 @@ def test_the_whole_stack_killed_and_started_again_loses_no_accepted_job(tmp_path
         GUNICORN_ACCESS_LOG="",
     )
     base = f"http://127.0.0.1:{api_port}"
-    store = Store(connect(redis_server.url(redis_port), timeout=2.0))
+    store = JobStore(connect(redis_server.url(redis_port), timeout=2.0))
     uninterrupted()
 
     def run():
         log = open(tmp_path / "run.log", "a")  # noqa: SIM115 - the child keeps it
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.run"], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "service.stack"], env=env, stdout=log, stderr=log
         )
         wait_until(lambda: answers(base), timeout=30)
         return process

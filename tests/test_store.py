@@ -7,8 +7,8 @@ import time
 import pytest
 
 from service.errors import IdempotencyKeyReused, InvalidParameter
-from service.graph_store import GraphStore
-from service.store import Keys, Store, decode_cursor, encode_cursor
+from service.store import GraphStore, JobStore, Keys, Report
+from service.store.cursor import decode_cursor, encode_cursor
 
 SPEC = {"steps": 10}
 
@@ -30,6 +30,11 @@ def batch(*steps):
 
 
 PROGRESS, METRICS = {"step": 1, "steps": 10}, {"loss": 0.5, "accuracy": None}
+
+
+def report(*steps, **parts):
+    """A run's report of `steps` (and `parts`: a checkpoint, a model, an error)."""
+    return Report(batch(*steps), PROGRESS, METRICS, **parts)
 
 
 def test_create_job_writes_record_indexes_and_enqueue_in_one_transaction(store):
@@ -55,7 +60,8 @@ def test_create_job_writes_nothing_when_the_enqueue_fails(store):
 
 def test_start_counts_attempts_and_happens_once(store):
     job_id = make_job(store)
-    assert store.start(job_id).attempt == 1
+    run = store.start(job_id)
+    assert run.attempt == 1 and len(run.token) == 16
     assert store.start(job_id) is None  # already taken
     job = store.get_job(job_id)
     assert job["status"] == "running" and job["started_at"] and job["attempt"] == 1
@@ -63,19 +69,19 @@ def test_start_counts_attempts_and_happens_once(store):
     assert store.redis.zscore(store.keys.jobs("running"), job_id) is not None
 
 
-def test_progress_is_written_only_by_the_running_attempt(store):
+def test_progress_is_written_only_by_the_running_run(store):
     job_id = make_job(store)
-    attempt = store.start(job_id).attempt
-    assert store.record_progress(job_id, attempt, batch(0, 1), PROGRESS, METRICS)
-    assert not store.record_progress(job_id, attempt + 1, batch(2), PROGRESS, METRICS)
+    run = store.start(job_id)
+    assert store.record(job_id, run.token, report(0, 1))
+    assert not store.record(job_id, "another run", report(2))
     assert store.history(job_id)["step"] == [0, 1]
     assert store.get_job(job_id)["metrics"] == METRICS
 
 
 def test_cancel_of_a_running_job_notifies_and_fences_later_writes(store):
     job_id = make_job(store)
-    attempt = store.start(job_id).attempt
-    store.record_progress(job_id, attempt, batch(0), PROGRESS, METRICS)
+    token = store.start(job_id).token
+    store.record(job_id, token, report(0))
     with store.cancel_listener(job_id) as listener:
         assert not listener.cancelled()
         assert store.cancel(job_id) == (True, "running")
@@ -85,9 +91,9 @@ def test_cancel_of_a_running_job_notifies_and_fences_later_writes(store):
             time.sleep(0.005)
         assert listener.cancelled()
     model = {"id": "f" * 32, "job_id": job_id}
-    assert not store.record_progress(job_id, attempt, batch(1), PROGRESS, METRICS)
-    assert not store.complete(job_id, attempt, batch(1), PROGRESS, METRICS, model)
-    assert not store.fail(job_id, attempt, batch(1), PROGRESS, METRICS, {"title": "x"})
+    assert not store.record(job_id, token, report(1))
+    assert not store.record(job_id, token, report(1, model=model))
+    assert not store.record(job_id, token, report(1, error={"title": "x"}))
     job = store.get_job(job_id)
     assert job["status"] == "cancelled" and job["model_id"] is None and job["error"] is None
     assert store.history(job_id)["step"] == [0]
@@ -96,11 +102,11 @@ def test_cancel_of_a_running_job_notifies_and_fences_later_writes(store):
 
 def test_terminal_statuses_never_change(store):
     job_id = make_job(store)
-    attempt = store.start(job_id).attempt
+    token = store.start(job_id).token
     model = {"id": "e" * 32, "job_id": job_id, "parameters": [1.0]}
-    assert store.complete(job_id, attempt, batch(9), PROGRESS, METRICS, model)
+    assert store.record(job_id, token, report(0, model=model))
     assert store.cancel(job_id) == (False, "succeeded")
-    assert not store.fail(job_id, attempt, batch(), PROGRESS, METRICS, {"title": "late"})
+    assert not store.record(job_id, token, report(error={"title": "late"}))
     assert store.start(job_id) is None
     job = store.get_job(job_id)
     assert job["status"] == "succeeded" and job["model_id"] == model["id"]
@@ -112,7 +118,7 @@ def test_terminal_statuses_never_change(store):
 def race_cancel_and_finish(store):
     """Cancel and complete one running job from two threads at once: who won?"""
     job_id = make_job(store)
-    attempt = store.start(job_id).attempt
+    token = store.start(job_id).token
     model = {"id": "d" * 32, "job_id": job_id}
     results = {}
 
@@ -120,7 +126,7 @@ def race_cancel_and_finish(store):
         results["cancel"] = store.cancel(job_id)[0]
 
     def finish():
-        results["finish"] = store.complete(job_id, attempt, batch(), PROGRESS, METRICS, model)
+        results["finish"] = store.record(job_id, token, report(model=model))
 
     threads = [threading.Thread(target=cancel), threading.Thread(target=finish)]
     for t in threads:
@@ -139,10 +145,10 @@ def test_a_race_of_cancel_and_finish_has_one_winner(store):
 
 def test_failure_keeps_the_history_and_the_problem(store):
     job_id = make_job(store)
-    attempt = store.start(job_id).attempt
-    store.record_progress(job_id, attempt, batch(0, 1), PROGRESS, METRICS)
+    token = store.start(job_id).token
+    store.record(job_id, token, report(0, 1))
     problem = {"title": "Training diverged", "step": 3}
-    assert store.fail(job_id, attempt, batch(2), PROGRESS, METRICS, problem)
+    assert store.record(job_id, token, report(2, error=problem))
     job = store.get_job(job_id)
     assert job["status"] == "failed" and job["error"] == problem and job["finished_at"]
     assert store.history(job_id)["step"] == [0, 1, 2]
@@ -150,9 +156,9 @@ def test_failure_keeps_the_history_and_the_problem(store):
 
 def test_history_batches_join_and_since_cuts_inside_a_batch(store):
     job_id = make_job(store)
-    attempt = store.start(job_id).attempt
+    token = store.start(job_id).token
     for steps in ([0, 1, 2], [3, 4], [5]):
-        store.record_progress(job_id, attempt, batch(*steps), PROGRESS, METRICS)
+        assert store.record(job_id, token, report(*steps))
     assert store.history(job_id)["step"] == [0, 1, 2, 3, 4, 5]
     since = store.history(job_id, since=4)
     assert since == {"job_id": job_id, "step": [4, 5], "loss": [4.0, 5.0], "accuracy": [None, None]}
@@ -162,11 +168,12 @@ def test_history_batches_join_and_since_cuts_inside_a_batch(store):
 
 def test_checkpoint_is_stored_with_its_history(store):
     job_id = make_job(store)
-    attempt = store.start(job_id).attempt
+    token = store.start(job_id).token
     checkpoint = {"version": 1, "step": 2, "parameters": [0.5]}
-    store.record_progress(job_id, attempt, batch(0, 1), PROGRESS, METRICS, checkpoint)
+    assert store.record(job_id, token, report(0, 1, checkpoint=checkpoint, trained_seconds=0.5))
     assert store.checkpoint(job_id) == checkpoint
     assert store.history(job_id)["step"][-1] + 1 == checkpoint["step"]
+    assert store.redis.hget(store.keys.job(job_id), "trained_seconds") == b"0.5"
 
 
 def test_pages_are_newest_first_and_cursors_survive_equal_times(store):
@@ -232,11 +239,11 @@ def test_graphs_are_kept_for_their_time_to_live(redis_client):
 
 
 def test_every_key_is_under_the_prefix(redis_client):
-    store = Store(redis_client, prefix="other")
+    store = JobStore(redis_client, prefix="other")
     job_id = make_job(store)
-    attempt = store.start(job_id).attempt
-    store.record_progress(job_id, attempt, batch(0), PROGRESS, METRICS, {"step": 1})
-    store.complete(job_id, attempt, batch(1), PROGRESS, METRICS, {"id": "c" * 32})
+    token = store.start(job_id).token
+    assert store.record(job_id, token, report(0, checkpoint={"step": 1}))
+    assert store.record(job_id, token, report(1, model={"id": "c" * 32}))
     store.create_job(SPEC, nothing, ("k", "p", 60))
     GraphStore(redis_client, prefix="other").save_result("{}", 60)
     keys = [k.decode() for k in redis_client.keys("*")]

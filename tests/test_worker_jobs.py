@@ -4,8 +4,8 @@
 import pytest
 
 from engine.data import make_moons
-from service import tasks
-from service.recorder import JobStopped, Recorder
+from service.worker import jobs
+from service.worker.recorder import JobStopped, Pace, Recorder, Watch
 
 from .service_helpers import forward, small_spec
 
@@ -37,9 +37,9 @@ def running(store):
     """A job marked running, a recorder on a clock the test moves, and its listener."""
     job_id = store.create_job({"steps": 100}, lambda pipe, job_id: None)[0]["id"]
     with store.cancel_listener(job_id) as listener:
-        attempt = store.start(job_id).attempt
+        run = store.start(job_id)
         clock = Clock()
-        yield job_id, Recorder(store, job_id, attempt, 100, listener, 0.25, 1.0, clock), clock
+        yield job_id, Recorder(store, job_id, run, Pace(0.25, 1.0), Watch(listener), clock), clock
 
 
 def test_recorder_writes_history_in_batches_not_per_step(store, running):
@@ -85,7 +85,7 @@ def test_run_training_succeeds_with_history_and_a_consistent_model(client, worke
     job_id = submit(
         client, small_spec(steps=20, dataset={"name": "moons", "samples": 32}, engine="reference")
     )
-    tasks.run_training(job_id)
+    jobs.run_training(job_id)
     job = client.get(f"/v1/jobs/{job_id}").get_json()
     assert job["status"] == "succeeded" and job["started_at"] and job["finished_at"]
     assert job["progress"] == {"step": 20, "steps": 20}
@@ -101,7 +101,7 @@ def test_run_training_succeeds_with_history_and_a_consistent_model(client, worke
 def test_run_training_that_diverges_fails_naming_the_step_and_keeps_history(client, worker_env):
     spec = small_spec(steps=50, engine="reference", optimizer={"name": "sgd", "learning_rate": 1e8})
     job_id = submit(client, spec)
-    tasks.run_training(job_id)
+    jobs.run_training(job_id)
     job = client.get(f"/v1/jobs/{job_id}").get_json()
     assert job["status"] == "failed" and job["model_id"] is None
     step = job["error"]["step"]
@@ -112,7 +112,7 @@ def test_run_training_that_diverges_fails_naming_the_step_and_keeps_history(clie
 def test_run_training_skips_a_cancelled_job(client, worker_env):
     job_id = submit(client, small_spec(engine="reference"))
     client.post(f"/v1/jobs/{job_id}/cancel")
-    tasks.run_training(job_id)
+    jobs.run_training(job_id)
     job = client.get(f"/v1/jobs/{job_id}").get_json()
     assert job["status"] == "cancelled" and job["started_at"] is None
 
@@ -121,12 +121,12 @@ def test_run_training_never_leaves_a_job_running(client, store, worker_env):
     job_id = submit(client, small_spec(engine="reference"))
     # a record the engine cannot run (written behind the API's back)
     store.redis.hset(store.keys.job(job_id), "spec", '{"steps": 3, "loss": "nope"}')
-    tasks.run_training(job_id)
+    jobs.run_training(job_id)
     job = client.get(f"/v1/jobs/{job_id}").get_json()
     assert job["status"] == "failed"
     assert job["error"]["type"].endswith("internal-error") and "traceback" not in str(job)
 
 
 def test_evaluate_graph_skips_an_expired_graph(store, worker_env):
-    tasks.evaluate_graph("0" * 32)  # no document: nothing to do, nothing written
+    jobs.evaluate_graph("0" * 32)  # no document: nothing to do, nothing written
     assert store.redis.dbsize() == 0

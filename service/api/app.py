@@ -5,15 +5,14 @@ from typing import Any
 
 from flask import Flask
 
+from ..config import load_config
+from ..store import GraphStore, JobStore
+from ..store.queue import connect, make_queue
 from . import boundary
-from .api import Api
-from .config import load_config
 from .extensions import Services
-from .graph_store import GraphStore
 from .jsonprovider import StrictJSONProvider
-from .queue import connect, make_queue
 from .routes import graphs, health, jobs, models
-from .store import Store
+from .smorest import Api
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -21,10 +20,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     REDIS_URL), then `config`. Nothing connects before the first request."""
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)
-    load_config(config, into=app.config)
+    app.config.update(load_config(config))
     connection = connect(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"])
     app.extensions["gradserve"] = Services(
-        store=Store(connection),
+        store=JobStore(connection),
         graphs=GraphStore(connection),
         queue=make_queue(connection, app.config),
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),

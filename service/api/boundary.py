@@ -10,9 +10,9 @@ from werkzeug.exceptions import HTTPException
 
 from engine.errors import InvalidInput, NumericError
 
-from . import problems
-from .errors import ServiceError
-from .store import dumps
+from .. import problems
+from ..errors import ServiceError
+from ..strictjson import dumps
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)

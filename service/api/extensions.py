@@ -4,15 +4,14 @@ from dataclasses import dataclass
 
 import redis
 from flask import current_app
-from rq import Queue
 
-from .graph_store import GraphStore
-from .store import Store
+from ..store import GraphStore, JobStore
+from ..store.queue import Queue
 
 
 @dataclass(frozen=True)
 class Services:
-    store: Store
+    store: JobStore
     graphs: GraphStore
     queue: Queue
     readiness: redis.Redis  # the same Redis, with a short timeout: /readyz never hangs

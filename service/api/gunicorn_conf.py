@@ -1,4 +1,4 @@
-"""gunicorn's configuration for the API: `gunicorn -c python:service.gunicorn_conf`.
+"""gunicorn's configuration for the API: `gunicorn -c python:service.api.gunicorn_conf`.
 
 Environment: HOST (127.0.0.1; 0.0.0.0 in a container), PORT (8000), WEB_CONCURRENCY
 (worker processes; default 2 per core + 1, as gunicorn's docs advise)."""
@@ -13,7 +13,7 @@ graceful_timeout = 30
 keepalive = 5
 max_requests = 5000  # recycle workers now and then, jittered so they do not all restart at once
 max_requests_jitter = 500
-wsgi_app = "service:create_app()"
+wsgi_app = "service.api:create_app()"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # "" turns it off
 errorlog = "-"
 proc_name = "gradserve-api"

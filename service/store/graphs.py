@@ -5,8 +5,11 @@ import json
 
 import redis
 
+from ..strictjson import dumps
+from .changes import Json
+from .ids import ID_PATTERN, new_id
+from .keys import Keys
 from .queue import Enqueue
-from .store import ID_PATTERN, Json, Keys, dumps, new_id
 
 
 class GraphStore:

@@ -1,5 +1,6 @@
 """The rq queue: JSON-serialized (nothing in Redis is ever unpickled), job functions named
-by their import paths so the API never imports the engine's training code to enqueue."""
+by their import paths (the job functions of service.worker.jobs, and no others) so the API
+never imports the worker's code to enqueue."""
 
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -11,8 +12,8 @@ from redis.retry import Retry
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-TRAIN = "service.tasks.run_training"
-EVALUATE_GRAPH = "service.tasks.evaluate_graph"
+TRAIN = "service.worker.jobs.run_training"
+EVALUATE_GRAPH = "service.worker.jobs.evaluate_graph"
 Enqueue = Callable[..., str | None]
 """enqueue(pipeline, id, requeues=0): add the rq job for a resource to the caller's
 transaction; the rq job's id (its ticket). A job handed back to the queue gets a new one."""

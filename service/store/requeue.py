@@ -1,16 +1,22 @@
-"""Putting a job back in the queue: each a WATCH/MULTI transaction that checks the job's state,
-changes it through scripts.UPDATE (a running job is rewound to its checkpoint) and enqueues a
-new rq job (a new ticket) in one step, so a job is never queued without an rq job to run it
-nor enqueued twice. Many workers may try the same at once: one wins, the others see that the
+"""Putting a job back in the queue, and finding the jobs that need it (the reaper's part).
+
+Each hand-back is a WATCH/MULTI transaction that checks the job's state, changes it
+through scripts.UPDATE (a running job is rewound to its checkpoint) and enqueues a new rq
+job (a new ticket) in one step, so a job is never queued without an rq job to run it nor
+enqueued twice. Many workers may try the same at once: one wins, the others see that the
 job moved on."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import redis
 
+from .changes import Change, Json, Report
+from .history import cut
+from .ids import now
+from .jobs import JobStore
 from .queue import Enqueue
-from .store import Json, Store, now
 
 
 class JobState(NamedTuple):
@@ -23,7 +29,7 @@ class JobState(NamedTuple):
     lease: str | None  # the lease's value: "<attempt> <token> <owner>"
 
 
-def _read(pipe: redis.client.Pipeline, store: Store, job_id: str) -> JobState:
+def _read(pipe: redis.client.Pipeline, store: JobStore, job_id: str) -> JobState:
     fields = ("status", "run", "ticket", "requeues", "losses", "recorded")
     values = [v.decode() if v else None for v in pipe.hmget(store.keys.job(job_id), fields)]
     lease = pipe.get(store.keys.lease(job_id))
@@ -40,7 +46,7 @@ def _read(pipe: redis.client.Pipeline, store: Store, job_id: str) -> JobState:
 
 
 def _transaction(
-    store: Store, job_id: str, step: Callable[[redis.client.Pipeline, JobState], Any]
+    store: JobStore, job_id: str, step: Callable[[redis.client.Pipeline, JobState], Any]
 ) -> Any:
     """Run step(pipe, state) under WATCH of the job and its lease; it returns None to do
     nothing, or calls pipe.multi(), queues its writes and returns its outcome."""
@@ -58,54 +64,40 @@ def _transaction(
                 continue  # the job changed meanwhile: look again
 
 
-def hand_back(
-    store: Store,
-    job_id: str,
-    attempt: int,
-    token: str,
-    history: Json,
-    progress: Json,
-    metrics: Json,
-    checkpoint: Json | None,
-    trained_seconds: float,
-    enqueue: Enqueue,
-) -> bool:
-    """A running job gives itself back (its worker is stopping): its last history batch and
-    checkpoint are written, it is queued again and a new rq job enqueued. False when the job
-    is no longer this run's (nothing is written)."""
+def hand_back(store: JobStore, job_id: str, token: str, report: Report, enqueue: Enqueue) -> bool:
+    """A running job gives itself back (its worker is stopping): its last report (history
+    batch, checkpoint, training time) is written, it is queued again and a new rq job
+    enqueued. False when the job is no longer the run's with `token` (nothing is written)."""
 
     def step(pipe: redis.client.Pipeline, state: JobState) -> bool | None:
         if state.status != "running" or state.token != token:
             return None
-        batch, point = history, checkpoint
-        first = history["step"][0] if history["step"] else state.recorded
+        batch, point = report.history, report.checkpoint
+        first = batch["step"][0] if batch["step"] else state.recorded
         if first > state.recorded:  # Redis lost steps: back to the checkpoint it has
             batch, point = None, None
         elif first < state.recorded:  # an earlier write was applied after all
-            batch = {name: values[state.recorded - first :] for name, values in history.items()}
+            batch = cut(batch, state.recorded)
         pipe.multi()
         requeues = state.requeues + 1
         ticket = enqueue(pipe, job_id, requeues)
-        store.change(
-            job_id,
-            ("running",),
-            "queued",
-            attempt=attempt,
+        change = report.change(token)
+        requeued = {"ticket": ticket or "", "requeues": requeues}
+        change = replace(
+            change,
+            to="queued",
             history=batch,
             checkpoint=point,
-            token=token,
-            raw={"ticket": ticket or "", "requeues": requeues, "trained_seconds": trained_seconds},
-            client=pipe,
-            progress=progress,
-            metrics=metrics,
+            hidden={**change.hidden, **requeued},
         )
+        store.apply(job_id, change, client=pipe)
         return True
 
     return bool(_transaction(store, job_id, step))
 
 
 def requeue_lost(
-    store: Store, job_id: str, enqueue: Enqueue, max_lost: int, error: Json, owner: str | None
+    store: JobStore, job_id: str, enqueue: Enqueue, max_lost: int, error: Json, owner: str | None
 ) -> str | None:
     """A running job whose run is lost goes back to the queue, rewound to its checkpoint
     ('queued'), or, lost `max_lost` times in a row without a new checkpoint, fails with
@@ -121,33 +113,30 @@ def requeue_lost(
         pipe.multi()
         losses = state.losses + 1
         if losses > max_lost:
-            store.change(
-                job_id,
+            failed = Change(
                 ("running",),
-                "failed",
+                to="failed",
                 token=state.token,
-                raw={"losses": losses},
-                client=pipe,
-                error=error,
-                finished_at=now(),
+                fields={"error": error, "finished_at": now()},
+                hidden={"losses": losses},
             )
+            store.apply(job_id, failed, client=pipe)
             return "failed"
         requeues = state.requeues + 1
         ticket = enqueue(pipe, job_id, requeues)
-        store.change(
-            job_id,
+        queued = Change(
             ("running",),
-            "queued",
+            to="queued",
             token=state.token,
-            raw={"ticket": ticket or "", "requeues": requeues, "losses": losses},
-            client=pipe,
+            hidden={"ticket": ticket or "", "requeues": requeues, "losses": losses},
         )
+        store.apply(job_id, queued, client=pipe)
         return "queued"
 
     return _transaction(store, job_id, step)
 
 
-def requeue_stranded(store: Store, job_id: str, ticket: str | None, enqueue: Enqueue) -> bool:
+def requeue_stranded(store: JobStore, job_id: str, ticket: str | None, enqueue: Enqueue) -> bool:
     """A queued job whose rq job is gone (taken by a worker that died before starting it)
     gets a new one; the old ticket can no longer start it."""
 
@@ -164,3 +153,38 @@ def requeue_stranded(store: Store, job_id: str, ticket: str | None, enqueue: Enq
         return True
 
     return bool(_transaction(store, job_id, step))
+
+
+# -- what the reaper looks for ------------------------------------------------------------
+
+
+def running_without_lease(store: JobStore) -> list[str]:
+    """Running jobs whose lease has lapsed: their worker is gone (or cut off)."""
+    running = [m.decode() for m in store.redis.zrange(store.keys.jobs("running"), 0, -1)]
+    with store.redis.pipeline(transaction=False) as pipe:
+        for job_id in running:
+            pipe.exists(store.keys.lease(job_id))
+        leased = pipe.execute()
+    return [job_id for job_id, held in zip(running, leased, strict=True) if not held]
+
+
+def queued_tickets(store: JobStore) -> list[tuple[str, str | None]]:
+    """(job id, the rq job id that may start it) of every queued job."""
+    queued = [m.decode() for m in store.redis.zrange(store.keys.jobs("queued"), 0, -1)]
+    with store.redis.pipeline(transaction=False) as pipe:
+        for job_id in queued:
+            pipe.hget(store.keys.job(job_id), "ticket")
+        tickets = pipe.execute()
+    return [(j, t.decode() if t else None) for j, t in zip(queued, tickets, strict=True)]
+
+
+def stranded(store: JobStore, job_id: str, ticket: str, grace: float) -> bool:
+    """Has the job stayed queued on `ticket` for `grace` seconds since a reaper first saw
+    that rq job missing from the queue? (Call each time it is seen missing.)"""
+    keys = [store.keys.job(job_id), store.keys.stranded(job_id)]
+    return bool(store.scripts.stranded(keys=keys, args=[ticket, int(grace * 1000)]))
+
+
+def take_reaper_turn(store: JobStore, seconds: float) -> bool:
+    """True for one caller per `seconds` across all workers."""
+    return bool(store.redis.set(store.keys.reaper_turn(), "1", nx=True, px=int(seconds * 1000)))

@@ -1,18 +1,23 @@
 """The store's Lua scripts: every change of a job's status, and every write of a running job,
 checks the job's state first, in Redis, atomically.
 
-Each script takes the same KEYS (`JOB_KEYS`): the job hash, its history list, its checkpoint,
-a model, its lease, its stranded mark, the index of all jobs, then one index per status; and
-the job id as ARGV[1].
+UPDATE and START take the same KEYS (`JOB_KEYS`): the job hash, its history list, its
+checkpoint, a model, its lease, its stranded mark, the index of all jobs, then one index per
+status; and the job id as ARGV[1].
 
 Hidden fields of the job hash (never in the API's job resource): `attempt` (runs started),
-`run` (the token of the current run: the fence of every write), `ticket` (the rq job id that
-may start it), `requeues`, `losses` (runs lost since the latest checkpoint), `recorded`
-(history steps stored), `run_from` (the step the current run began at), `rewound` (stored
-steps dropped by hand-backs, to be computed again), `trained_seconds`, and `cp_*`: the
-state the latest checkpoint goes with (history batches, steps, progress, metrics, seconds),
-which a job handed back to the queue is rewound to.
+`run` (the token of the current run: the one fence of every write of a run), `ticket` (the
+rq job id that may start it), `requeues`, `losses` (runs lost since the latest checkpoint),
+`recorded` (history steps stored), `run_from` (the step the current run began at), `rewound`
+(stored steps dropped by hand-backs, to be computed again), `trained_seconds`, and `cp_*`:
+the state the latest checkpoint goes with (history batches, steps, progress, metrics,
+seconds), which a job handed back to the queue is rewound to.
 """
+
+from typing import NamedTuple
+
+import redis
+from redis.commands.core import Script
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 JOB_KEYS = ("job", "history", "checkpoint", "model", "lease", "stranded", "all")
@@ -59,43 +64,51 @@ end
 UPDATE = (
     _PRELUDE
     + """
--- ARGV: 2 allowed statuses (space-separated), 3 attempt ('' = any), 4 run token ('' = any),
--- 5 new status ('' = unchanged), 6 history batch ('' = none), 7 the batch's first step
--- ('' = unchecked), 8 its length, 9 checkpoint ('' = none), 10 model ('' = none), 11 channel
--- to publish "cancel" on ('' = none), then field/value pairs for the job hash.
--- Returns {1, previous status, attempt}, {0, status now ('' if no such job)}, or, when the
--- batch does not continue the stored history, {0, status, 'behind' or 'ahead', steps stored}.
+-- One guarded change of a job (store.changes.Change). ARGV: 2 the change as JSON:
+-- `allowed` statuses, and, each only when given, `token` (the run that must still hold
+-- the job), `to` (the new status), `first_step` and `steps` (of the history batch, which
+-- must start where the stored history ends), `publish` (a channel to tell "cancel" on),
+-- `set` (job hash fields and their stored text); then JSON texts, stored as they are
+-- ('' = none): 3 the history batch, 4 a checkpoint, 5 a model.
+-- Returns {1, previous status}, {0, status now ('' if no such job)}, or, when the batch
+-- does not continue the stored history, {0, status, 'behind' or 'ahead', steps stored}.
+local change = cjson.decode(ARGV[2])
+local history, checkpoint, model = ARGV[3], ARGV[4], ARGV[5]
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {0, ''} end
 local allowed = false
-for s in string.gmatch(ARGV[2], '%S+') do
+for _, s in ipairs(change.allowed) do
   if s == status then allowed = true end
 end
 if not allowed then return {0, status} end
-local job = redis.call('HMGET', KEYS[1], 'attempt', 'run', 'recorded')
-if ARGV[3] ~= '' and job[1] ~= ARGV[3] then return {0, status} end
-if ARGV[4] ~= '' and job[2] ~= ARGV[4] then return {0, status} end
-local recorded = tonumber(job[3] or '0')
-if ARGV[6] ~= '' and ARGV[7] ~= '' and tonumber(ARGV[7]) ~= recorded then
-  -- behind: Redis lost writes it had acknowledged; ahead: a retried write was applied before
-  return {0, status, tonumber(ARGV[7]) > recorded and 'behind' or 'ahead', recorded}
+local job = redis.call('HMGET', KEYS[1], 'run', 'recorded')
+if change.token and job[1] ~= change.token then return {0, status} end
+local recorded = tonumber(job[2] or '0')
+if history ~= '' then
+  if change.first_step ~= recorded then
+    -- behind: Redis lost writes it had acknowledged; ahead: a retried write was applied before
+    return {0, status, change.first_step > recorded and 'behind' or 'ahead', recorded}
+  end
+  redis.call('RPUSH', KEYS[2], history)
+  redis.call('HINCRBY', KEYS[1], 'recorded', change.steps)
 end
-if ARGV[6] ~= '' then
-  redis.call('RPUSH', KEYS[2], ARGV[6])
-  redis.call('HINCRBY', KEYS[1], 'recorded', ARGV[8])
+local fields = {}
+for name, text in pairs(change.set) do
+  fields[#fields + 1] = name
+  fields[#fields + 1] = text
 end
-if #ARGV > 11 then redis.call('HSET', KEYS[1], unpack(ARGV, 12)) end
-if ARGV[9] ~= '' then
-  redis.call('SET', KEYS[3], ARGV[9])
+if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
+if checkpoint ~= '' then
+  redis.call('SET', KEYS[3], checkpoint)
   local now = redis.call('HMGET', KEYS[1], 'recorded', 'progress', 'metrics', 'trained_seconds')
   redis.call('HSET', KEYS[1], 'cp_batches', redis.call('LLEN', KEYS[2]),
     'cp_recorded', now[1] or 0, 'cp_progress', now[2], 'cp_metrics', now[3],
     'cp_seconds', now[4] or 0, 'losses', 0)
 end
-if ARGV[10] ~= '' then redis.call('SET', KEYS[4], ARGV[10]) end
-if ARGV[5] ~= '' then move(ARGV[5]) end
-if ARGV[11] ~= '' then redis.call('PUBLISH', ARGV[11], 'cancel') end
-return {1, status, redis.call('HGET', KEYS[1], 'attempt')}
+if model ~= '' then redis.call('SET', KEYS[4], model) end
+if change.to then move(change.to) end
+if change.publish then redis.call('PUBLISH', change.publish, 'cancel') end
+return {1, status}
 """
 )
 
@@ -155,3 +168,16 @@ end
 redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. now, 'PX', 4 * tonumber(ARGV[2]))
 return 0
 """
+
+
+class Registered(NamedTuple):
+    """The scripts, loaded on one connection (each called by its hash, loaded on demand)."""
+
+    update: Script
+    start: Script
+    renew: Script
+    stranded: Script
+
+
+def register(connection: redis.Redis) -> Registered:
+    return Registered(*(connection.register_script(s) for s in (UPDATE, START, RENEW, STRANDED)))

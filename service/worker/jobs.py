@@ -1,10 +1,10 @@
-"""The worker's job functions (rq calls them by import path, with plain JSON arguments):
-they need no request context and report through the store."""
+"""The worker's job functions, the only functions a queue entry names (rq calls them by
+import path, with plain JSON arguments): they need no request context and report through
+the store."""
 
 import logging
 import os
 import socket
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,14 +17,16 @@ from engine.graph import evaluate
 from engine.train import train
 from engine.value import paused_gc
 
-from . import problems
-from .config import load_config
-from .graph_store import GraphStore
-from .jsonprovider import loads
+from .. import problems
+from ..config import load_config
+from ..retry import retry
+from ..store import GraphStore, JobStore, Run
+from ..store.changes import Json
+from ..store.ids import new_id
+from ..store.queue import connect, make_queue, training_enqueuer
+from ..strictjson import dumps, loads
 from .lease import Lease, hand_back_requested
-from .queue import connect, make_queue, training_enqueuer
-from .recorder import JobHandedBack, JobStopped, JobTimedOut, Recorder
-from .store import Json, Run, Store, dumps, new_id
+from .recorder import JobHandedBack, JobStopped, JobTimedOut, Pace, Recorder, Watch
 
 log = logging.getLogger(__name__)
 
@@ -52,39 +54,33 @@ def run_training(job_id: str) -> None:
     config = load_config()
     # Its own client with short timeouts (not rq's, which rides out outages for half a
     # minute): the recorder decides what a failed write means (keep the steps, go on).
-    store = Store(connect(config["REDIS_URL"], config["WORKER_REDIS_TIMEOUT"]))
+    store = JobStore(connect(config["REDIS_URL"], config["WORKER_REDIS_TIMEOUT"]))
     rq_job = get_current_job()
     owner = os.environ.get("RQ_WORKER_ID") or f"{socket.gethostname()}.{os.getpid()}"
     ttl = config["LEASE_TTL"]
     with store.cancel_listener(job_id) as cancel:  # listening before the status check
-        run = _start(store, job_id, rq_job.id if rq_job else None, owner, ttl, config)
+        token = new_id()[:16]  # the same again if the start is retried
+        run = retry(
+            lambda: store.start(job_id, rq_job.id if rq_job else None, owner, ttl, token),
+            (redis.ConnectionError, redis.TimeoutError),
+            config["WRITE_PATIENCE"],
+        )
         if run is None:
             log.info("job %s is not queued any more: skipped", job_id)
             return
-        spec = run.spec
         # In a work-horse, also watch the worker: a horse whose worker died hands back.
         parent = os.getppid() if rq_job is not None else None
         with Lease(store, job_id, run, owner, ttl, parent) as lease:
-            recorder = Recorder(
-                store,
-                job_id,
-                run.attempt,
-                spec["steps"],
+            watch = Watch(
                 cancel,
-                config["HISTORY_FLUSH_INTERVAL"],
-                config["CHECKPOINT_INTERVAL"],
-                token=run.token,
-                first_step=run.checkpoint["step"] if run.checkpoint else 0,
-                lease=lease,
-                hand_back=hand_back_requested,
-                enqueue=training_enqueuer(make_queue(store.redis, config)),
-                time_limit=config["JOB_TIMEOUT"],
-                trained_seconds=run.trained_seconds,
-                patience=config["WRITE_PATIENCE"],
+                lease,
+                hand_back_requested,
+                training_enqueuer(make_queue(store.redis, config)),
             )
+            recorder = Recorder(store, job_id, run, Pace.from_config(config), watch)
             log.info("job %s: run %d from step %d", job_id, run.attempt, recorder.progress["step"])
             try:
-                _train(job_id, spec, run, recorder)
+                _train(job_id, run, recorder)
             except JobStopped:
                 log.info("job %s: stopped (cancelled, or no longer this run's)", job_id)
             except JobHandedBack:
@@ -93,25 +89,10 @@ def run_training(job_id: str) -> None:
                 )
 
 
-def _start(
-    store: Store, job_id: str, ticket: str | None, owner: str, ttl: float, config: Mapping[str, Any]
-) -> Run | None:
-    """store.start, retried (with the same token) while Redis is briefly unreachable."""
-    token = new_id()[:16]
-    deadline = time.monotonic() + config["WRITE_PATIENCE"]
-    while True:
-        try:
-            return store.start(job_id, ticket, owner, ttl, token)
-        except (redis.ConnectionError, redis.TimeoutError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
-def _train(job_id: str, spec: Json, run: Run, recorder: Recorder) -> None:
+def _train(job_id: str, run: Run, recorder: Recorder) -> None:
     """Train to the end and record the outcome (JobStopped, JobHandedBack pass through)."""
     try:
-        result = train(spec, on_step=recorder, checkpoint=run.checkpoint)
+        result = train(run.spec, on_step=recorder, checkpoint=run.checkpoint)
     except (JobStopped, JobHandedBack):
         raise
     except NumericError as exc:
@@ -121,13 +102,13 @@ def _train(job_id: str, spec: Json, run: Run, recorder: Recorder) -> None:
         recorder.fail(problems.timed_out(exc.limit))
         return
     except JobTimeoutException:  # rq's own limit, a backstop for one run stuck in a step
-        recorder.fail(problems.timed_out(recorder.time_limit))
+        recorder.fail(problems.timed_out(recorder.pace.time_limit))
         return
     except Exception:
         log.exception("job %s failed", job_id)
         recorder.fail(problems.crashed())
         return
-    recorder.complete(model_document(job_id, spec, result.parameters, recorder.metrics))
+    recorder.complete(model_document(job_id, run.spec, result.parameters, recorder.metrics))
 
 
 def evaluate_graph(graph_id: str) -> None:

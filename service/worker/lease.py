@@ -1,7 +1,7 @@
 """A running job's lease, kept alive by a heartbeat thread in the process that runs the job.
 
 The lease is a key with a time to live; a job whose lease lapses is handed back to the queue
-by the reaper (service.reaper). The heartbeat renews it every third of its time to live
+by the reaper (service.worker.reaper). The heartbeat renews it every third of its time to live
 while the job is still this run's, takes it again if it lapsed while Redis was unreachable,
 and says `lost` once the job moved on (cancelled, or handed to another run): the job then
 stops at its next step and writes nothing more (its writes would be refused anyway).
@@ -13,7 +13,7 @@ import threading
 
 import redis
 
-from .store import Run, Store
+from ..store import JobStore, Run
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class Lease:
 
     def __init__(
         self,
-        store: Store,
+        store: JobStore,
         job_id: str,
         run: Run,
         owner: str,

@@ -17,11 +17,11 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from .config import load_config
+from ..config import load_config
+from ..store import JobStore
+from ..store.queue import TRAIN, connect, make_queue
 from .lease import hand_back_requested
-from .queue import TRAIN, connect, make_queue
 from .reaper import Reaper
-from .store import Store
 
 log = logging.getLogger("gradserve.worker")
 
@@ -34,7 +34,7 @@ class GradserveWorker(Worker):
       exits. A second one (rq's cold shutdown) kills the horse and hands its job back from
       the latest checkpoint.
     - A horse that dies (killed, out of memory) has its job handed back at once.
-    - A reaper (service.reaper) runs at start and every REAPER_INTERVAL in a thread.
+    - A reaper (service.worker.reaper) runs at start and every REAPER_INTERVAL in a thread.
     - After a Redis outage it reconnects within seconds (rq backs off up to a minute).
     """
 
@@ -59,7 +59,7 @@ class GradserveWorker(Worker):
     def _make_reaper(self) -> Reaper:
         # Its own client: short timeouts, and no share in rq's blocking connection.
         connection = connect(self.config["REDIS_URL"], self.config["WORKER_REDIS_TIMEOUT"])
-        return Reaper(Store(connection), make_queue(connection, self.config), self.config)
+        return Reaper(JobStore(connection), make_queue(connection, self.config), self.config)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         self._running = job
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0 if registered_here(connect(config["REDIS_URL"], timeout=2.0)) else 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     # Loaded here, in the parent: each job runs in a fork that starts with the engine ready.
-    from . import tasks  # noqa: F401
+    from . import jobs  # noqa: F401
 
     connection = connect(config["REDIS_URL"], ride_through=config["WORKER_RIDE_THROUGH"])
     wait_for_redis(connection)

@@ -6,7 +6,7 @@ running job whose lease has lapsed (its worker was killed, lost its machine, or 
 from Redis for longer than LEASE_TTL), rewound to its checkpoint, and gives a new rq job to
 every queued job whose rq job left the queue without starting it (a worker died between
 taking it and starting it) for longer than LEASE_TTL. Every change is a guarded transaction
-(service.requeue): passes running at once in many workers are safe.
+(service.store.requeue): passes running at once in many workers are safe.
 """
 
 import logging
@@ -17,10 +17,9 @@ from typing import Any, NamedTuple
 import redis
 from rq import Queue
 
-from . import problems
-from .queue import Enqueuer, training_enqueuer
-from .requeue import requeue_lost, requeue_stranded
-from .store import Store
+from .. import problems
+from ..store import JobStore, requeue
+from ..store.queue import Enqueuer, training_enqueuer
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ class Pass(NamedTuple):
 
 
 class Reaper:
-    def __init__(self, store: Store, queue: Queue, config: Mapping[str, Any]) -> None:
+    def __init__(self, store: JobStore, queue: Queue, config: Mapping[str, Any]) -> None:
         self.store, self.queue = store, queue
         self.enqueue: Enqueuer = training_enqueuer(queue)
         self.interval: float = config["REAPER_INTERVAL"]
@@ -45,19 +44,19 @@ class Reaper:
 
     def run_once(self) -> Pass:
         done = Pass([], [], [])
-        for job_id in self.store.running_without_lease():
+        for job_id in requeue.running_without_lease(self.store):
             outcome = self.lost(job_id)
             if outcome:
                 (done.requeued if outcome == "queued" else done.failed).append(job_id)
         # Tickets before the queue: a ticket enters the queue in the transaction that
         # writes it, so one missing from the queue read after it has really left it.
-        queued = self.store.queued_tickets()
+        queued = requeue.queued_tickets(self.store)
         in_queue = set(self.queue.get_job_ids()) if queued else set()
         for job_id, ticket in queued:
             ticket = ticket or self.enqueue.ticket(job_id)
-            if ticket in in_queue or not self.store.stranded(job_id, ticket, self.grace):
+            if ticket in in_queue or not requeue.stranded(self.store, job_id, ticket, self.grace):
                 continue
-            if requeue_stranded(self.store, job_id, ticket, self.enqueue):
+            if requeue.requeue_stranded(self.store, job_id, ticket, self.enqueue):
                 log.warning("job %s: its rq job %s vanished; enqueued again", job_id, ticket)
                 done.stranded.append(job_id)
         return done
@@ -66,7 +65,9 @@ class Reaper:
         """Hand back (or fail) a running job whose run is lost: with `owner`, the run of that
         worker's work-horse, which died; else one whose lease lapsed."""
         error = problems.worker_lost(self.max_lost + 1)
-        outcome = requeue_lost(self.store, job_id, self.enqueue, self.max_lost, error, owner)
+        outcome = requeue.requeue_lost(
+            self.store, job_id, self.enqueue, self.max_lost, error, owner
+        )
         if outcome == "queued":
             log.warning("job %s: its run was lost; queued again from its checkpoint", job_id)
         elif outcome == "failed":
@@ -87,7 +88,9 @@ class Reaper:
     def _loop(self) -> None:
         while not self._stopped.wait(self.interval):
             try:
-                if self.store.take_reaper_turn(0.9 * self.interval):  # expires before the next
+                if requeue.take_reaper_turn(
+                    self.store, 0.9 * self.interval
+                ):  # expires before the next
                     self._pass()
             except redis.RedisError as exc:
                 log.warning("reaper: Redis unreachable (%s); trying again", exc)

@@ -7,11 +7,11 @@ from engine.graph import evaluate_parsed, parse_graph
 from engine.value import paused_gc
 from schemas import GraphResourceSchema, GraphSchema
 
-from ..api import Blueprint
-from ..errors import NotFound
+from ...errors import NotFound
+from ...store.queue import graph_enqueuer
+from ...strictjson import dumps
 from ..extensions import services
-from ..queue import graph_enqueuer
-from ..store import dumps
+from ..smorest import Blueprint
 
 blp = Blueprint(
     "graphs",

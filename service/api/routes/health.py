@@ -3,10 +3,10 @@
 import redis
 from flask.views import MethodView
 
-from .. import problems
-from ..api import Blueprint
+from ... import problems
 from ..boundary import problem_response, retry_after
 from ..extensions import services
+from ..smorest import Blueprint
 
 blp = Blueprint("health", __name__, description="Liveness (no Redis) and readiness (Redis).")
 

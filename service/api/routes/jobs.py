@@ -18,11 +18,11 @@ from schemas import (
     JobSpecSchema,
 )
 
-from ..api import Blueprint
-from ..config import limits
-from ..errors import InvalidParameter, JobFinished, NotFound
+from ...config import limits
+from ...errors import InvalidParameter, JobFinished, NotFound
+from ...store.queue import training_enqueuer
 from ..extensions import services
-from ..queue import training_enqueuer
+from ..smorest import Blueprint
 
 blp = Blueprint(
     "jobs",

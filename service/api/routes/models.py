@@ -7,9 +7,9 @@ from engine.errors import NumericError
 from engine.predict import predict
 from schemas import ModelSchema, PredictRequestSchema, PredictResponseSchema
 
-from ..api import Blueprint
-from ..errors import InvalidParameter, NotFound
+from ...errors import InvalidParameter, NotFound
 from ..extensions import services
+from ..smorest import Blueprint
 
 blp = Blueprint(
     "models",

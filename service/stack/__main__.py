@@ -1,0 +1,5 @@
+"""`python -m service.stack`: see service.stack.supervisor."""
+
+from .supervisor import main
+
+main()

@@ -1,0 +1,12 @@
+"""Everything gradserve keeps in Redis, and the only place its keys and hash fields are
+spelled: jobs (`JobStore`), graph evaluations (`GraphStore`), the hand-backs and the
+reaper's queries (`requeue`), the Lua scripts that guard every change of a job, and the rq
+queue with the connection every process opens."""
+
+from .changes import Change, Report
+from .graphs import GraphStore
+from .history import HistoryMismatch
+from .jobs import JobStore, Run
+from .keys import Keys
+
+__all__ = ["Change", "GraphStore", "HistoryMismatch", "JobStore", "Keys", "Report", "Run"]

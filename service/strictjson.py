@@ -1,0 +1,26 @@
+"""Strict JSON, the one dialect every process speaks (HTTP bodies, Redis records, queued
+documents): no NaN or Infinity tokens in or out."""
+
+import json
+from typing import Any
+
+
+class NonFiniteToken(json.JSONDecodeError):
+    """NaN, Infinity or -Infinity in a body: Python reads them, JSON has no such tokens."""
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+def reject_constant(token: str) -> Any:
+    raise NonFiniteToken(f"{token} is not JSON (numbers must be finite)", token, 0)
+
+
+def loads(data: str | bytes) -> Any:
+    """json.loads that refuses NaN, Infinity and -Infinity (Python's accepts them)."""
+    return json.loads(data, parse_constant=reject_constant)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; a NaN or an infinity is a bug to raise about, never a token to write."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))

@@ -1,0 +1,5 @@
+"""`python -m service.worker`: see service.worker.main."""
+
+from .main import main
+
+main()
