@@ -28,13 +28,14 @@ worker: install  ## one more worker, for the Redis at $REDIS_URL
 test: install  ## the whole test suite, starting its own Redis, API and workers
 	$(BIN)/python -m pytest
 
-lint: install  ## ruff check and format check
+lint: install  ## ruff check and format check; import-linter's contracts (pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: install  ## benchmarks, as ratios against baselines measured in the same run
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench
 
 clean:  ## remove the virtualenv, caches and local data
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache
