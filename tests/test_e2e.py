@@ -128,8 +128,7 @@ def test_cancel_of_a_queued_and_of_running_jobs(stack):
         wait_until(
             lambda job_id=job_id: requests.get(f"{stack}/v1/jobs/{job_id}/history").json()["step"]
         )  # running and writing history
-    queued = submit(stack, small_spec())
-    time.sleep(0.3)
+    queued = submit(stack, small_spec())  # no worker is free to start it
     assert requests.get(f"{stack}/v1/jobs/{queued}").json()["status"] == "queued"
     response = requests.post(f"{stack}/v1/jobs/{queued}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"

@@ -167,8 +167,8 @@ def test_a_lost_run_is_handed_back_rewound_to_its_checkpoint(store, enqueue, que
 def test_reapers_in_many_workers_hand_a_job_back_once(store, enqueue, queue, config, redis_url):
     job_id = queued_job(store, enqueue)
     queue.empty()
-    store.start(job_id, lease_ttl=0.05)
-    time.sleep(0.1)
+    store.start(job_id, lease_ttl=5.0)
+    store.redis.delete(store.keys.lease(job_id))  # its worker is gone
     passes = []
 
     def reap():  # each worker has its own connection
@@ -222,10 +222,11 @@ def test_only_the_dead_horses_worker_hands_its_job_back_at_once(store, enqueue, 
 def test_a_queued_job_whose_rq_job_vanished_gets_a_new_one(store, enqueue, queue, reaper):
     job_id = queued_job(store, enqueue)
     queue.empty()  # a worker took it and died before starting it
-    assert reaper.run_once().stranded == []  # first sighting
     reaper.grace = 0.2
-    time.sleep(0.25)
-    assert reaper.run_once().stranded == [job_id]
+    sighted = time.monotonic()
+    assert reaper.run_once().stranded == []  # first sighting
+    assert wait_until(lambda: reaper.run_once().stranded, timeout=5) == [job_id]
+    assert time.monotonic() - sighted >= reaper.grace  # not before its grace period
     assert queue.get_job_ids() == [f"train-{job_id}-1"]
     assert store.start(job_id, f"train-{job_id}") is None  # the old ticket is void
     assert store.start(job_id, f"train-{job_id}-1").attempt == 1
@@ -242,9 +243,15 @@ def test_a_queued_job_waiting_in_the_queue_is_left_alone(store, enqueue, queue, 
 def test_a_lease_thread_renews_and_notices_a_cancel(store, enqueue):
     job_id = queued_job(store, enqueue)
     run = store.start(job_id, owner="w", lease_ttl=0.3)
+    ttls = []
+
+    def renewed():  # its time to live went up again
+        ttls.append(store.redis.pttl(store.keys.lease(job_id)))
+        return len(ttls) > 1 and ttls[-1] > ttls[-2]
+
     with Lease(store, job_id, run, "w", 0.3) as lease:
-        time.sleep(0.6)  # two lease lifetimes: renewed meanwhile
-        assert store.redis.exists(store.keys.lease(job_id)) and not lease.lost.is_set()
+        wait_until(renewed, timeout=2, interval=0.01)
+        assert not lease.lost.is_set()
         store.cancel(job_id)
         wait_until(lease.lost.is_set, timeout=2)
 

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 import requests
@@ -233,49 +235,79 @@ def record(fault, seconds, rewound):
     )
 
 
-def test_a_killed_work_horse_resumes_exactly(cluster):
-    cluster.idle()
-    job_id = cluster.submit()
-    attempt = cluster.running(job_id)["attempt"]
-    _, horse = cluster.worker_of(job_id)
-    killed = time.monotonic()
+class Fault(NamedTuple):
+    """A fault that costs a running job its run."""
+
+    figure: str  # how the figures printed at the end name it
+    inject: Callable[[int, int], Callable[[], None] | None]  # (worker, horse) -> its undoing
+    exits: str | None  # "worker" or "horse": must then exit by itself
+    handed_back: bool  # the run gave the job back at its step: nothing is computed twice
+    within: float  # seconds until the job runs again, at most
+
+
+def kill_horse(worker, horse):
     os.kill(horse, signal.SIGKILL)
-    seconds = resumed_after(cluster, job_id, attempt, killed)
-    job = finished(cluster, job_id)
-    check_exact(cluster.base, job_id, job)
-    assert seconds < 30
-    record("work-horse kill -9", seconds, cluster.hidden(job_id, "rewound") or 0)
 
 
-def test_a_killed_worker_and_horse_resume_exactly_on_another_worker(cluster):
+def kill_worker_and_horse(worker, horse):
+    os.kill(worker, signal.SIGKILL)
+    os.kill(horse, signal.SIGKILL)
+
+
+def stop_worker(worker, horse):
+    os.kill(worker, signal.SIGTERM)  # the horse checkpoints at its step and hands back
+
+
+def kill_worker(worker, horse):
+    os.kill(worker, signal.SIGKILL)  # the horse is left behind, an orphan: it hands back
+
+
+def freeze_horse(worker, horse):
+    os.kill(horse, signal.SIGSTOP)  # alive, holding its run, but silent: its lease lapses
+    return lambda: os.kill(horse, signal.SIGCONT)  # it wakes racing the new run: all refused
+
+
+FAULTS = {
+    "horse-killed": Fault("work-horse kill -9", kill_horse, None, False, 30),
+    "worker-and-horse-killed": Fault(
+        "worker (main + horse) kill -9", kill_worker_and_horse, None, False, 30
+    ),
+    "worker-sigterm": Fault("worker SIGTERM", stop_worker, "worker", True, 5),
+    "worker-killed": Fault(
+        "worker main kill -9 (its horse hands back)", kill_worker, "horse", True, 30
+    ),
+    "horse-frozen": Fault(
+        "horse frozen (SIGSTOP) past its lease", freeze_horse, "horse", False, 30
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
+def test_a_run_lost_to_a_fault_resumes_exactly_in_another(cluster, fault):
     cluster.idle()
     job_id = cluster.submit()
     attempt = cluster.running(job_id)["attempt"]
     worker, horse = cluster.worker_of(job_id)
-    killed = time.monotonic()
-    os.kill(worker, signal.SIGKILL)
-    os.kill(horse, signal.SIGKILL)
-    seconds = resumed_after(cluster, job_id, attempt, killed)
+    struck = time.monotonic()
+    undo = fault.inject(worker, horse)
+    try:
+        seconds = resumed_after(cluster, job_id, attempt, struck)
+        if undo is not None:
+            cluster.running(job_id, past=0.0)  # the new run holds the job
+    finally:
+        if undo is not None:
+            undo()
+    if fault.exits is not None:
+        gone = worker if fault.exits == "worker" else horse
+        wait_until(lambda: _zombie(gone), timeout=30)
     job = finished(cluster, job_id)
     check_exact(cluster.base, job_id, job)
-    assert seconds < 30
-    record("worker (main + horse) kill -9", seconds, cluster.hidden(job_id, "rewound") or 0)
-
-
-def test_sigterm_hands_the_job_back_at_its_step_and_another_worker_finishes_it(cluster):
-    cluster.idle()
-    job_id = cluster.submit()
-    attempt = cluster.running(job_id)["attempt"]
-    worker, _ = cluster.worker_of(job_id)
-    stopped = time.monotonic()
-    os.kill(worker, signal.SIGTERM)
-    seconds = resumed_after(cluster, job_id, attempt, stopped)
-    wait_until(lambda: not os.path.exists(f"/proc/{worker}/cmdline") or _zombie(worker))
-    job = finished(cluster, job_id)
-    check_exact(cluster.base, job_id, job)
-    assert cluster.hidden(job_id, "rewound") == 0  # checkpointed at the step it stopped at
-    assert seconds < 5
-    record("worker SIGTERM", seconds, cluster.hidden(job_id, "rewound") or 0)
+    assert job["attempt"] == attempt + 1  # one run lost, one more run to the end
+    rewound = cluster.hidden(job_id, "rewound") or 0
+    if fault.handed_back:
+        assert rewound == 0  # checkpointed at the step it stopped at
+    assert seconds < fault.within
+    record(fault.figure, seconds, rewound)
 
 
 def _zombie(pid):
@@ -284,42 +316,6 @@ def _zombie(pid):
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
-
-
-def test_a_horse_whose_worker_died_hands_its_job_back_and_exits(cluster):
-    cluster.idle()
-    job_id = cluster.submit()
-    attempt = cluster.running(job_id)["attempt"]
-    worker, horse = cluster.worker_of(job_id)
-    killed = time.monotonic()
-    os.kill(worker, signal.SIGKILL)  # the horse is left behind, an orphan
-    seconds = resumed_after(cluster, job_id, attempt, killed)
-    wait_until(lambda: _zombie(horse), timeout=10)  # it noticed, handed back and left
-    job = finished(cluster, job_id)
-    check_exact(cluster.base, job_id, job)
-    assert cluster.hidden(job_id, "rewound") == 0  # handed back at its step
-    assert seconds < 30
-    record("worker main kill -9 (its horse hands back)", seconds, 0)
-
-
-def test_a_frozen_horse_cannot_write_once_another_run_took_its_job(cluster):
-    cluster.idle()
-    job_id = cluster.submit()
-    attempt = cluster.running(job_id)["attempt"]
-    _, horse = cluster.worker_of(job_id)
-    frozen = time.monotonic()
-    os.kill(horse, signal.SIGSTOP)  # alive, holding its run, but silent: its lease lapses
-    try:
-        seconds = resumed_after(cluster, job_id, attempt, frozen)
-        cluster.running(job_id, past=0.0)
-    finally:
-        os.kill(horse, signal.SIGCONT)  # it wakes up racing the new run: all refused
-    wait_until(lambda: _zombie(horse), timeout=30)  # it stopped by itself
-    job = finished(cluster, job_id)
-    check_exact(cluster.base, job_id, job)
-    assert job["attempt"] == attempt + 1
-    assert seconds < 30
-    record("horse frozen (SIGSTOP) past its lease", seconds, cluster.hidden(job_id, "rewound") or 0)
 
 
 def test_two_workers_handed_one_resumed_job_at_once_run_it_once(cluster):
