@@ -27,7 +27,7 @@ from service.run import Stack
 from service.store import Store
 
 from .conftest import RELIABILITY_FIGURES
-from .service_helpers import children, descendants, small_spec, wait_until
+from .service_helpers import children, descendants, exited, small_spec, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -271,20 +271,12 @@ def test_sigterm_hands_the_job_back_at_its_step_and_another_worker_finishes_it(c
     stopped = time.monotonic()
     os.kill(worker, signal.SIGTERM)
     seconds = resumed_after(cluster, job_id, attempt, stopped)
-    wait_until(lambda: not os.path.exists(f"/proc/{worker}/cmdline") or _zombie(worker))
+    wait_until(lambda: exited(worker))
     job = finished(cluster, job_id)
     check_exact(cluster.base, job_id, job)
     assert cluster.hidden(job_id, "rewound") == 0  # checkpointed at the step it stopped at
     assert seconds < 5
     record("worker SIGTERM", seconds, cluster.hidden(job_id, "rewound") or 0)
-
-
-def _zombie(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def test_a_horse_whose_worker_died_hands_its_job_back_and_exits(cluster):
@@ -295,7 +287,7 @@ def test_a_horse_whose_worker_died_hands_its_job_back_and_exits(cluster):
     killed = time.monotonic()
     os.kill(worker, signal.SIGKILL)  # the horse is left behind, an orphan
     seconds = resumed_after(cluster, job_id, attempt, killed)
-    wait_until(lambda: _zombie(horse), timeout=10)  # it noticed, handed back and left
+    wait_until(lambda: exited(horse), timeout=10)  # it noticed, handed back and left
     job = finished(cluster, job_id)
     check_exact(cluster.base, job_id, job)
     assert cluster.hidden(job_id, "rewound") == 0  # handed back at its step
@@ -315,7 +307,7 @@ def test_a_frozen_horse_cannot_write_once_another_run_took_its_job(cluster):
         cluster.running(job_id, past=0.0)
     finally:
         os.kill(horse, signal.SIGCONT)  # it wakes up racing the new run: all refused
-    wait_until(lambda: _zombie(horse), timeout=30)  # it stopped by itself
+    wait_until(lambda: exited(horse), timeout=30)  # it stopped by itself
     job = finished(cluster, job_id)
     check_exact(cluster.base, job_id, job)
     assert job["attempt"] == attempt + 1
@@ -465,7 +457,7 @@ def test_the_whole_stack_killed_and_started_again_loses_no_accepted_job(tmp_path
     for pid in everything:  # the supervisor first: nothing is started again
         os.kill(pid, signal.SIGKILL)
     first.wait()
-    wait_until(lambda: all(_zombie(pid) for pid in everything), timeout=10)
+    wait_until(lambda: all(exited(pid) for pid in everything), timeout=10)
 
     restarted = time.monotonic()
     second = run()
