@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import boundary
+from . import boundary, docs_assets
 from .api import Api
 from .config import load_config
 from .extensions import Services
@@ -32,5 +32,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app)
     for blueprint in (graphs.blp, jobs.blp, models.blp, health.blp):
         api.register_blueprint(blueprint)
+    app.register_blueprint(docs_assets.blueprint)
     boundary.register(app)
     return app

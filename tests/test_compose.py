@@ -105,7 +105,8 @@ def test_docker_compose_config_accepts_it_and_refuses_a_broken_copy(docker_compo
 
 
 def test_the_image_installs_every_package(tmp_path):
-    """The Dockerfile's `pip install .` must ship every package, subpackages included."""
+    """The Dockerfile's `pip install .` must ship every package, subpackages included, and
+    the docs pages' assets."""
     source = tmp_path / "source"  # what the Dockerfile copies, built away from the tree
     for name in ("engine", "schemas", "service"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -129,8 +130,14 @@ def test_the_image_installs_every_package(tmp_path):
     )
     assert build.returncode == 0, build.stderr
     (wheel,) = tmp_path.glob("*.whl")
-    shipped = {name.rsplit("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
+    files = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {name.rsplit("/", 1)[0] for name in files}
     for top in ("engine", "schemas", "service"):
         for init in (ROOT / top).rglob("__init__.py"):
             package = init.parent.relative_to(ROOT).as_posix()
             assert package in shipped, f"{package} is not in the wheel"
+    # The docs pages' assets are data, not modules: package-data must ship them too.
+    assets = [p for p in (ROOT / "service").rglob("api_docs_static/**/*") if p.is_file()]
+    assert any(p.name == "redoc.standalone.js" for p in assets)
+    for asset in assets:
+        assert asset.relative_to(ROOT).as_posix() in files, f"{asset} is not in the wheel"
