@@ -6,7 +6,7 @@ from typing import Any
 from engine.errors import NumericError
 
 TYPE_PREFIX = "tag:gradserve,2026:problem/"
-"""Problem types are tag URIs (RFC 4151): stable names, documented in docs/SERVICE.md."""
+"""Problem types are tag URIs (RFC 4151): stable names, documented in docs/API.md."""
 
 Problem = dict[str, Any]
 

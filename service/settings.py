@@ -105,11 +105,15 @@ OPENAPI_JSON_PATH = "openapi.json"
 OPENAPI_SWAGGER_UI_PATH = "docs"
 """The human docs page's path (Swagger UI; its assets come from OPENAPI_SWAGGER_UI_URL)."""
 
-OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
-"""Where the docs page loads Swagger UI from."""
+OPENAPI_SWAGGER_UI_URL = "/docs-assets/swagger-ui/"
+"""Where the docs page loads Swagger UI from: the API's own copy (service/api/docs_assets.py)."""
+
+OPENAPI_SWAGGER_UI_CONFIG = {"validatorUrl": None}
+"""Swagger UI's options: no online validator (it would send the document's URL to another
+host and show its badge)."""
 
 OPENAPI_REDOC_PATH = "redoc"
 """A second docs page, ReDoc."""
 
-OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
-"""Where the ReDoc page loads ReDoc from."""
+OPENAPI_REDOC_URL = "/docs-assets/redoc/redoc.standalone.js"
+"""Where the ReDoc page loads ReDoc from: the API's own copy (service/api/docs_assets.py)."""

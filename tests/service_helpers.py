@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MICROGRAD_GRAPH = json.loads((EXAMPLES / "micrograd_graph.json").read_text())
@@ -507,23 +508,28 @@ def check_problem(status, content_type, body, expected_status, where):
 
 
 def children(pid):
-    """Command lines of the processes whose parent is pid (read from /proc)."""
+    """Command lines of the processes whose parent is pid (none once pid has exited)."""
     found = {}
-    for entry in Path("/proc").iterdir():
+    try:
+        kids = psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return found
+    for kid in kids:
         try:
-            stat = (entry / "stat").read_text()
-            if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except (OSError, ValueError):
+            found[kid.pid] = " ".join(kid.cmdline())
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
     return found
 
 
 def descendants(pid):
     """pid's children, their children, and so on."""
-    found, todo = [], [pid]
-    while todo:
-        kids = list(children(todo.pop()))
-        found += kids
-        todo += kids
-    return found
+    return [kid.pid for kid in psutil.Process(pid).children(recursive=True)]
+
+
+def exited(pid):
+    """Has pid exited (gone, or a zombie its parent has not reaped yet)?"""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -25,6 +25,8 @@ from .service_helpers import (
     MICROGRAD_GRAPH,
     check_problem,
     children,
+    descendants,
+    exited,
     forward,
     long_spec,
     small_spec,
@@ -283,9 +285,11 @@ def test_make_run_supervises_and_picks_jobs_up_again(tmp_path):
         return process
 
     def stop(process):
+        started = descendants(process.pid)  # Redis, gunicorn and its workers, rq workers
+        assert len(started) >= 3
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(30) == 0
-        assert not children(process.pid)
+        assert all(exited(pid) for pid in started)
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{base}/healthz", timeout=2)
 
@@ -297,12 +301,12 @@ def test_make_run_supervises_and_picks_jobs_up_again(tmp_path):
     second = run(workers=1)
     try:
         assert finished(base, job_id)["status"] == "succeeded"  # picked up where it was
-        workers = {pid: cmd for pid, cmd in children(second.pid).items() if b"worker" in cmd}
+        workers = {pid: cmd for pid, cmd in children(second.pid).items() if "worker" in cmd}
         assert len(workers) == 1
         os.kill(next(iter(workers)), signal.SIGKILL)
         replaced = wait_until(
             lambda: (
-                {p for p, cmd in children(second.pid).items() if b"worker" in cmd} - set(workers)
+                {p for p, cmd in children(second.pid).items() if "worker" in cmd} - set(workers)
             ),
             timeout=10,
         )

@@ -28,7 +28,7 @@ from service.store.queue import connect, make_queue, training_enqueuer
 from service.store.requeue import requeue_lost
 
 from .conftest import RELIABILITY_FIGURES
-from .service_helpers import children, descendants, small_spec, wait_until
+from .service_helpers import children, descendants, exited, small_spec, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -299,7 +299,7 @@ def test_a_run_lost_to_a_fault_resumes_exactly_in_another(cluster, fault):
             undo()
     if fault.exits is not None:
         gone = worker if fault.exits == "worker" else horse
-        wait_until(lambda: _zombie(gone), timeout=30)
+        wait_until(lambda: exited(gone), timeout=30)
     job = finished(cluster, job_id)
     check_exact(cluster.base, job_id, job)
     assert job["attempt"] == attempt + 1  # one run lost, one more run to the end
@@ -308,14 +308,6 @@ def test_a_run_lost_to_a_fault_resumes_exactly_in_another(cluster, fault):
         assert rewound == 0  # checkpointed at the step it stopped at
     assert seconds < fault.within
     record(fault.figure, seconds, rewound)
-
-
-def _zombie(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def test_two_workers_handed_one_resumed_job_at_once_run_it_once(cluster):
@@ -459,7 +451,7 @@ def test_the_whole_stack_killed_and_started_again_loses_no_accepted_job(tmp_path
     for pid in everything:  # the supervisor first: nothing is started again
         os.kill(pid, signal.SIGKILL)
     first.wait()
-    wait_until(lambda: all(_zombie(pid) for pid in everything), timeout=10)
+    wait_until(lambda: all(exited(pid) for pid in everything), timeout=10)
 
     restarted = time.monotonic()
     second = run()

@@ -8,7 +8,7 @@ from flask import Flask
 from ..config import load_config
 from ..store import GraphStore, JobStore
 from ..store.queue import connect, make_queue
-from . import boundary
+from . import boundary, docs_assets
 from .extensions import Services
 from .jsonprovider import StrictJSONProvider
 from .routes import graphs, health, jobs, models
@@ -31,5 +31,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app)
     for blueprint in (graphs.blp, jobs.blp, models.blp, health.blp):
         api.register_blueprint(blueprint)
+    app.register_blueprint(docs_assets.blueprint)
     boundary.register(app)
     return app
