@@ -12,9 +12,9 @@ import tracemalloc
 import numpy as np
 
 from bench.timing import best_of
-from engine import data
+from engine import data, evaluate
 from engine.compiled import compile_program, evaluate_compiled, from_parsed
-from engine.graph import evaluate, evaluate_parsed, parse_graph
+from engine.graph import evaluate_parsed, parse_graph
 from engine.spec import normalize_spec
 from engine.train import make_backend, train
 

@@ -2,7 +2,8 @@
 graph/1 format, and training. Pure Python and numpy: no HTTP, no Redis."""
 
 from .errors import GraphError, InvalidInput, NumericError, SpecError
-from .graph import evaluate, to_graph
+from .evaluate import evaluate
+from .graph import to_graph
 from .nn import MLP, Layer, Module, Neuron
 from .spec import normalize_spec
 from .train import train

@@ -1,5 +1,6 @@
-"""The `graph/1` format: validation, evaluation (values and gradients), and `to_graph`,
-the way back from a `Value` expression to a document."""
+"""The `graph/1` format: validation, evaluation on the Value engine (values and
+gradients), and `to_graph`, the way back from a `Value` expression to a document. The ops
+are engine.ops's; engine.evaluate chooses between this evaluation and the compiled one."""
 
 import itertools
 import math
@@ -8,39 +9,16 @@ from typing import NamedTuple
 
 from .errors import GraphError, NumericError
 from .numbers import finite_float
+from .ops import BY_NAME, NAMES, OPS, op_of_label
 from .value import Value, paused_gc, topological_order
 
 FORMAT = "graph/1"
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _ID_LINES = re.compile(r"[A-Za-z0-9_.:-]{1,64}(?:\n[A-Za-z0-9_.:-]{1,64})*")
-ARITY = {
-    "input": (0, 0),
-    "add": (2, None),
-    "mul": (2, None),
-    "sub": (2, 2),
-    "div": (2, 2),
-    "neg": (1, 1),
-    "pow": (1, 1),
-    "relu": (1, 1),
-    "tanh": (1, 1),
-    "exp": (1, 1),
-    "log": (1, 1),
-    "sigmoid": (1, 1),
-}
+# op: (fewest inputs, most inputs or None, the name of its attribute or None)
+SHAPES = {op.name: (op.min_inputs, op.max_inputs, op.attr) for op in OPS}
 NODE_FIELDS = {"id", "op", "inputs", "value", "attrs"}
 MAX_ERRORS = 50  # enough to fix a document by; a broken 10^5-node graph is not listed in full
-COMPILED_FROM_NODES = 5_000  # from here the compiled program is faster (bench compiled)
-
-# Value._op labels in graph/1 vocabulary; "**k" is pow with exponent k.
-VALUE_OPS = {
-    "+": "add",
-    "*": "mul",
-    "ReLU": "relu",
-    "tanh": "tanh",
-    "exp": "exp",
-    "log": "log",
-    "sigmoid": "sigmoid",
-}
 
 
 class ParsedGraph(NamedTuple):
@@ -104,8 +82,8 @@ def _parse_nodes(nodes, error):
             error(f"{where}/id", "an id is 1 to 64 characters of A-Z a-z 0-9 _ . : -")
         elif node_id in index:
             error(f"{where}/id", f"duplicate id {node_id!r} (first at nodes/{index[node_id]})")
-        if not isinstance(op, str) or op not in ARITY:
-            error(f"{where}/op", f"unknown op {op!r}; ops are {', '.join(ARITY)}")
+        if not isinstance(op, str) or op not in SHAPES:
+            error(f"{where}/op", f"unknown op {op!r}; ops are {', '.join(NAMES)}")
             op = None  # its inputs are still checked; its attrs cannot be judged
         ids.append(node_id)
         ops.append(op)
@@ -121,14 +99,14 @@ def _parse_valid_nodes(nodes):
     """The fast pass, for documents with nothing wrong: one tight loop, no messages. Any
     anomaly gives None, and _parse_nodes finds and words it."""
     index, ids, ops, inputs, attrs = {}, [], [], [], []
-    arity, lookup = ARITY, index.__getitem__
+    shapes, lookup = SHAPES, index.__getitem__
     try:
         for i, node in enumerate(nodes):
             node_id, op = node["id"], node["op"]
-            low, high = arity[op]
+            low, high, attr_name = shapes[op]
             # Three fields are the usual node (id, op, and inputs or value: the lookups below
             # fail on any other third); only larger nodes need the full field check.
-            if node_id in index or (len(node) > 3 and not _fields_fit(node, op)):
+            if node_id in index or (len(node) > 3 and not _fields_fit(node, op, attr_name)):
                 return None
             if op == "input":
                 attr = node["value"]
@@ -143,8 +121,8 @@ def _parse_valid_nodes(nodes):
                 if len(refs) < low or (high is not None and len(refs) > high):
                     return None
                 attr = None
-                if op == "pow":
-                    attr = node["attrs"]["exponent"]
+                if attr_name is not None:
+                    attr = node["attrs"][attr_name]
                     if finite_float(attr) is None:
                         return None
             index[node_id] = i
@@ -162,7 +140,7 @@ def _parse_valid_nodes(nodes):
     return index, ids, ops, inputs, attrs
 
 
-def _fields_fit(node, op):
+def _fields_fit(node, op, attr_name):
     """A node of more than three fields, as the fast pass accepts it: known fields only,
     inputs [] and attrs {} as the only extras of an input, attrs only {exponent} on a pow."""
     if not NODE_FIELDS.issuperset(node):
@@ -172,7 +150,7 @@ def _fields_fit(node, op):
         return node.get("inputs", []) == [] and node_attrs == {}
     if "value" in node or node_attrs.__class__ is not dict:
         return False
-    return node_attrs.keys() == {"exponent"} if op == "pow" else not node_attrs
+    return node_attrs.keys() == {attr_name} if attr_name else not node_attrs
 
 
 def _node_inputs(node, op, where, index, error):
@@ -180,8 +158,8 @@ def _node_inputs(node, op, where, index, error):
     if not isinstance(names, list):
         error(f"{where}/inputs", "inputs is a list of node ids")
         return ()
-    low, high = ARITY.get(op, (0, None))
-    if op in ARITY and not low <= len(names) <= (high if high is not None else len(names)):
+    low, high, _ = SHAPES.get(op, (0, None, None))
+    if op in SHAPES and not low <= len(names) <= (high if high is not None else len(names)):
         count = {0: "no inputs", 1: "1 input"}.get(high, f"{low} inputs")
         count = count if low == high else f"{low} or more inputs"
         error(f"{where}/inputs", f"{op} takes {count}, not {len(names)}")
@@ -203,11 +181,12 @@ def _node_inputs(node, op, where, index, error):
 def _node_attr(node, op, where, error):
     if op is None:
         return None
+    attr_name = SHAPES[op][2]
     node_attrs = node.get("attrs", {})
     if not isinstance(node_attrs, dict):
         error(f"{where}/attrs", "attrs is a JSON object")
         node_attrs = {}
-    if op != "pow":
+    if attr_name is None:
         for key in node_attrs:
             error(f"{where}/attrs/{key}", f"{op} takes no attrs")
     if op == "input":
@@ -216,56 +195,33 @@ def _node_attr(node, op, where, error):
         return node.get("value")
     if "value" in node:
         error(f"{where}/value", f"only input nodes have a value, not {op}")
-    if op != "pow":
+    if attr_name is None:
         return None
-    for key in node_attrs.keys() - {"exponent"}:
-        error(f"{where}/attrs/{key}", "unknown attr: pow takes only 'exponent'")
-    if finite_float(node_attrs.get("exponent")) is None:
-        error(f"{where}/attrs/exponent", "pow needs a finite number as its exponent")
-    return node_attrs.get("exponent")
+    for key in node_attrs.keys() - {attr_name}:
+        error(f"{where}/attrs/{key}", f"unknown attr: {op} takes only {attr_name!r}")
+    if finite_float(node_attrs.get(attr_name)) is None:
+        error(f"{where}/attrs/{attr_name}", f"{op} needs a finite number as its {attr_name}")
+    return node_attrs.get(attr_name)
+
+
+# op: its node on Values, from its operands and attribute (an input's is its value)
+ON_VALUES = {op.name: op.on_values for op in OPS} | {"input": lambda args, value: Value(value)}
 
 
 def apply_op(op, args, attr):
     """One graph/1 op on Values (the compiled path words its errors with it too)."""
-    if op == "input":
-        return Value(attr)
-    if op in ("add", "mul"):
-        out = args[0]
-        for arg in args[1:]:
-            out = out + arg if op == "add" else out * arg
-        return out
-    if op == "sub":
-        return args[0] - args[1]
-    if op == "div":
-        if args[1].data == 0.0:
-            raise NumericError("division by zero", op="div")
-        return args[0] / args[1]
-    if op == "neg":
-        return -args[0]
-    if op == "pow":
-        return args[0] ** attr
-    return getattr(args[0], op)()
-
-
-def evaluate(doc, max_nodes=None):
-    """Forward values and d(output)/d(node) for every node of a graph/1 document."""
-    parsed = parse_graph(doc, max_nodes)
-    if len(parsed.ids) >= COMPILED_FROM_NODES:
-        from .compiled import evaluate_compiled  # numpy-backed: imported only when needed
-
-        return evaluate_compiled(parsed)
-    return evaluate_parsed(parsed)
+    return ON_VALUES[op](args, attr)
 
 
 def evaluate_parsed(parsed):
     """Evaluate a ParsedGraph on the Value engine; a NumericError names the node."""
-    ids, values = parsed.ids, []
+    ids, values, on_values = parsed.ids, [], ON_VALUES
     with paused_gc():
         for i, (op, inputs, attr) in enumerate(
             zip(parsed.ops, parsed.inputs, parsed.attrs, strict=True)
         ):
             try:
-                values.append(apply_op(op, [values[j] for j in inputs], attr))
+                values.append(on_values[op]([values[j] for j in inputs], attr))
             except NumericError as exc:
                 raise _at_node(exc, ids[i]) from None
         out = values[parsed.output]
@@ -316,11 +272,20 @@ def to_graph(output, names=None):
             if not math.isfinite(v.data):
                 raise ValueError(f"leaf {node_id!r} holds {v.data}, which graph/1 cannot carry")
             node.update(op="input", value=v.data)
-        elif v._op.startswith("**"):
-            node.update(
-                op="pow", inputs=[node_ids[id(v._prev[0])]], attrs={"exponent": float(v._op[2:])}
-            )
         else:
-            node.update(op=VALUE_OPS[v._op], inputs=[node_ids[id(c)] for c in v._prev])
+            op, attr = op_of_label(v._op)
+            node.update(op=op, inputs=[node_ids[id(c)] for c in v._prev])
+            if attr is not None:
+                node["attrs"] = {BY_NAME[op].attr: attr}
         nodes.append(node)
     return {"format": FORMAT, "nodes": nodes, "output": node_ids[id(output)]}
+
+
+def __getattr__(name):
+    # engine.graph.evaluate, as the worker imports it: engine.evaluate's, looked up only
+    # when asked for, since that module reads this one (and the compiled path) first.
+    if name == "evaluate":
+        from .evaluate import evaluate
+
+        return evaluate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

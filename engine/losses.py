@@ -7,6 +7,8 @@ Targets: hinge -1/+1, bce 0/1, ce a class index, mse a list of numbers (one per 
 
 import numpy as np
 
+from .ops import sigmoid_array
+
 LOSSES = ("hinge", "mse", "bce", "ce")
 
 
@@ -62,8 +64,7 @@ def _bce(Z, Y):
     z = Z[:, 0]
     e = np.exp(-np.abs(z))
     per_sample = np.maximum(z, 0.0) - z * Y + np.log(1 + e)
-    sigmoid = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
-    return per_sample, (sigmoid - Y)[:, None]
+    return per_sample, (sigmoid_array(z) - Y)[:, None]
 
 
 def _ce(Z, Y):

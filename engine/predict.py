@@ -5,18 +5,14 @@ import numpy as np
 
 from .errors import NumericError
 from .numbers import finite_float
+from .ops import sigmoid_array
 
 _ACTIVATIONS = {
     "relu": lambda h: np.maximum(h, 0.0),
     "tanh": np.tanh,
-    "sigmoid": lambda h: _sigmoid(h),
+    "sigmoid": sigmoid_array,
     "linear": lambda h: h,
 }
-
-
-def _sigmoid(h):
-    e = np.exp(-np.abs(h))  # never overflows
-    return np.where(h >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _softmax(Z):
@@ -78,5 +74,5 @@ def predict(model_doc, x):
     if loss == "ce":
         result["probabilities"] = _softmax(Z).tolist()
     elif loss == "bce":
-        result["probabilities"] = _sigmoid(Z[:, 0]).tolist()
+        result["probabilities"] = sigmoid_array(Z[:, 0]).tolist()
     return result

@@ -351,3 +351,6 @@ def _optimizer(check, spec):
             nullable=key == "final_learning_rate",
         )
     return optimizer
+
+
+DEMO_SPEC = normalize_spec({})  # every default: an empty spec is micrograd's demo

@@ -10,6 +10,7 @@ import gc
 import math
 
 from .errors import NumericError
+from .ops import sigmoid as stable_sigmoid
 
 
 @contextlib.contextmanager
@@ -158,9 +159,7 @@ class Value:
         return out
 
     def sigmoid(self):
-        x = self.data
-        # Written per sign so that exp never overflows.
-        s = 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+        s = stable_sigmoid(self.data)  # exp never overflows
         out = Value(s, (self,), "sigmoid")
 
         def _backward(grad):

@@ -2,19 +2,28 @@
 
 Only the envelope is loaded by marshmallow: a schema per node would take seconds for
 10^5 nodes, so the node list is checked by `engine.graph.parse_graph`; `NodeSchema` is
-there to document it."""
+there to document it. The ops, the format and the id pattern are the engine's."""
 
 from marshmallow import RAISE, Schema, fields
+
+from engine.graph import FORMAT, ID_PATTERN
+from engine.ops import NAMES, OPS
 
 from .fields import BulkDict, BulkList, Number
 from .problem import ProblemSchema
 
-OPS = ["input", "add", "mul", "sub", "div", "neg", "pow", "relu", "tanh", "exp", "log", "sigmoid"]
 GRAPH_STATUSES = ["queued", "running", "succeeded", "failed"]
 
 
-class NodeAttrsSchema(Schema):
-    exponent = Number(metadata={"description": "The exponent of a `pow` node."})
+# One field per attribute of an op: pow's exponent.
+NodeAttrsSchema = Schema.from_dict(
+    {
+        op.attr: Number(metadata={"description": f"The {op.attr} of a `{op.name}` node."})
+        for op in OPS
+        if op.attr is not None
+    },
+    name="NodeAttrsSchema",
+)
 
 
 class NodeSchema(Schema):
@@ -22,9 +31,9 @@ class NodeSchema(Schema):
 
     id = fields.String(
         required=True,
-        metadata={"pattern": "^[A-Za-z0-9_.:-]{1,64}$", "description": "Unique in the graph."},
+        metadata={"pattern": f"^{ID_PATTERN.pattern}$", "description": "Unique in the graph."},
     )
-    op = fields.String(required=True, metadata={"enum": OPS})
+    op = fields.String(required=True, metadata={"enum": list(NAMES)})
     inputs = fields.List(
         fields.String(),
         metadata={"description": "Ids of earlier nodes (nodes are in topological order)."},
@@ -39,7 +48,7 @@ class GraphSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    format = fields.String(metadata={"enum": ["graph/1"], "default": "graph/1"})
+    format = fields.String(metadata={"enum": [FORMAT], "default": FORMAT})
     nodes = BulkList(fields.Nested(NodeSchema), required=True, metadata={"minItems": 1})
     output = fields.String(
         metadata={"description": "The node that is differentiated; defaults to the last."}

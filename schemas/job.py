@@ -2,15 +2,21 @@
 
 Marshmallow checks the shape and types of a spec; `engine.spec.normalize_spec` is the
 one authority on values (ranges, choices, limits, defaults), so the ranges and choices
-below are documentation (OpenAPI metadata) and never a second, diverging rule."""
+below are documentation (OpenAPI metadata) and never a second, diverging rule: the choices
+and defaults are read from the engine."""
 
 from marshmallow import RAISE, Schema, fields, validate
+
+from engine.data import DATASETS
+from engine.losses import LOSSES
+from engine.nn import ACTIVATIONS
+from engine.spec import BLOBS_CLASSES, DEMO_SPEC, ENGINES, OPTIMIZER_DEFAULTS
 
 from .fields import BulkList, Integer, Number
 from .problem import ProblemSchema
 
 JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
-LOSSES = ["hinge", "mse", "bce", "ce"]
+DEMO_MODEL, DEMO_DATASET = DEMO_SPEC["model"], DEMO_SPEC["dataset"]
 
 
 class ModelSpecSchema(Schema):
@@ -24,13 +30,13 @@ class ModelSpecSchema(Schema):
         Integer(metadata={"minimum": 1}),
         metadata={
             "minItems": 1,
-            "default": [16, 16, 1],
+            "default": DEMO_MODEL["layers"],
             "description": "Units per layer; "
             "the last layer is linear and has as many units as the loss needs.",
         },
     )
     activation = fields.String(
-        metadata={"enum": ["relu", "tanh", "sigmoid", "linear"], "default": "relu"}
+        metadata={"enum": list(ACTIVATIONS), "default": DEMO_MODEL["activation"]}
     )
 
 
@@ -40,13 +46,13 @@ class DatasetSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(
-        metadata={"enum": ["moons", "circles", "blobs", "xor"], "default": "moons"}
+    name = fields.String(metadata={"enum": list(DATASETS), "default": DEMO_DATASET["name"]})
+    samples = Integer(metadata={"minimum": 1, "default": DEMO_DATASET["samples"]})
+    noise = Number(metadata={"minimum": 0, "default": DEMO_DATASET["noise"]})
+    seed = Integer(metadata={"minimum": 0, "default": DEMO_DATASET["seed"]})
+    classes = Integer(
+        metadata={"minimum": 2, "default": BLOBS_CLASSES, "description": "blobs only."}
     )
-    samples = Integer(metadata={"minimum": 1, "default": 100})
-    noise = Number(metadata={"minimum": 0, "default": 0.1})
-    seed = Integer(metadata={"minimum": 0, "default": 0})
-    classes = Integer(metadata={"minimum": 2, "default": 3, "description": "blobs only."})
 
 
 class InlineDataSchema(Schema):
@@ -70,7 +76,9 @@ class OptimizerSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(metadata={"enum": ["sgd", "adam"], "default": "sgd"})
+    name = fields.String(
+        metadata={"enum": list(OPTIMIZER_DEFAULTS), "default": DEMO_SPEC["optimizer"]["name"]}
+    )
     learning_rate = Number(metadata={"exclusiveMinimum": True, "minimum": 0})
     final_learning_rate = Number(
         allow_none=True,
@@ -91,15 +99,15 @@ class JobSpecSchema(Schema):
     model = fields.Nested(ModelSpecSchema)
     data = fields.Nested(InlineDataSchema)
     dataset = fields.Nested(DatasetSchema)
-    loss = fields.String(metadata={"enum": LOSSES, "default": "hinge"})
+    loss = fields.String(metadata={"enum": list(LOSSES), "default": DEMO_SPEC["loss"]})
     optimizer = fields.Nested(OptimizerSchema)
-    l2 = Number(metadata={"minimum": 0, "default": 0.0001})
-    steps = Integer(metadata={"minimum": 1, "default": 100})
+    l2 = Number(metadata={"minimum": 0, "default": DEMO_SPEC["l2"]})
+    steps = Integer(metadata={"minimum": 1, "default": DEMO_SPEC["steps"]})
     batch_size = Integer(
         allow_none=True, metadata={"minimum": 1, "description": "null: full batch."}
     )
-    seed = Integer(metadata={"minimum": 0, "default": 1337})
-    engine = fields.String(metadata={"enum": ["compiled", "reference"], "default": "compiled"})
+    seed = Integer(metadata={"minimum": 0, "default": DEMO_SPEC["seed"]})
+    engine = fields.String(metadata={"enum": list(ENGINES), "default": DEMO_SPEC["engine"]})
 
 
 class ProgressSchema(Schema):

@@ -3,6 +3,7 @@ headers, problem details, limits, pagination, idempotency and the OpenAPI docume
 
 import json
 import math
+import sys
 import time
 import zlib
 
@@ -65,6 +66,21 @@ def test_graph_small_is_evaluated_in_the_request(client):
     assert result["grads"]["b"] == pytest.approx(MICROGRAD_FIGURES["b"], abs=1e-4)
     assert list(result["values"]) == [n["id"] for n in MICROGRAD_GRAPH["nodes"]]
     assert client.get(response.headers["Location"]).get_json() == body
+
+
+def test_graph_of_thousands_of_nodes_in_the_request_runs_compiled(client, monkeypatch):
+    evaluate_module = sys.modules["engine.evaluate"]  # (engine.evaluate is the function)
+    sizes, compiled = [], evaluate_module.evaluate_compiled
+    monkeypatch.setattr(
+        evaluate_module, "evaluate_compiled", lambda p: sizes.append(len(p.ids)) or compiled(p)
+    )
+    n = evaluate_module.COMPILED_FROM_NODES
+    response = client.post("/v1/graphs", json=chain(n))
+    assert response.status_code == 201 and sizes == [n]
+    x = 0.5
+    for _ in range(n - 1):
+        x = math.tanh(x)
+    assert response.get_json()["result"]["value"] == x  # math.tanh's floats, node by node
 
 
 def test_graph_over_the_inline_threshold_is_queued_then_evaluated(make_app, worker_env):

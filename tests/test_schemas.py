@@ -1,8 +1,17 @@
 """The marshmallow schemas alone: what they load, what they refuse and where they say."""
 
 import pytest
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import ValidationError
 
+from engine.data import DATASETS, GENERATORS
+from engine.graph import FORMAT
+from engine.losses import LOSSES, SAMPLE_LOSSES
+from engine.nn import ACTIVATIONS
+from engine.ops import OPS
+from engine.optim import make_optimizer
+from engine.spec import ENGINES, OPTIMIZER_DEFAULTS, normalize_spec
 from schemas import (
     GraphSchema,
     HistorySchema,
@@ -170,3 +179,44 @@ def test_history_and_model_dump_their_arrays_as_they_are():
         "metrics": {"loss": 0.1, "accuracy": None},
     }
     assert ModelSchema().dump(model) == model
+
+
+# -- the schemas read the engine's choices and defaults ----------------------------------
+
+
+def openapi(schema, name):
+    """The OpenAPI components a schema gives, as the API document holds them."""
+    spec = APISpec("gradserve", "1", "3.0.3", plugins=[MarshmallowPlugin()])
+    spec.components.schema(name, schema=schema)
+    return spec.to_dict()["components"]["schemas"]
+
+
+def test_openapi_ops_are_the_op_tables():
+    components = openapi(GraphSchema, "Graph")
+    assert components["Node"]["properties"]["op"]["enum"] == [op.name for op in OPS]
+    attrs = {op.attr for op in OPS if op.attr is not None}
+    assert set(components["NodeAttrs"]["properties"]) == attrs == {"exponent"}
+    assert components["Graph"]["properties"]["format"]["enum"] == [FORMAT]
+
+
+def test_openapi_job_choices_and_defaults_are_the_engines():
+    components = openapi(JobSpecSchema, "JobSpec")
+    spec, model, dataset = (
+        components[n]["properties"] for n in ("JobSpec", "ModelSpec", "Dataset")
+    )
+    optimizer = components["Optimizer"]["properties"]
+    assert spec["loss"]["enum"] == list(LOSSES) == list(SAMPLE_LOSSES)
+    assert model["activation"]["enum"] == list(ACTIVATIONS)
+    assert dataset["name"]["enum"] == list(DATASETS) == list(GENERATORS)
+    assert optimizer["name"]["enum"] == list(OPTIMIZER_DEFAULTS)
+    for name in OPTIMIZER_DEFAULTS:  # each choice is an optimizer the engine builds
+        section = normalize_spec({"optimizer": {"name": name}})["optimizer"]
+        assert make_optimizer(section, 1).name == name
+    assert spec["engine"]["enum"] == list(ENGINES)
+    demo = normalize_spec({})  # every default: an empty spec is micrograd's demo
+    for key in ("loss", "l2", "steps", "seed", "engine"):
+        assert spec[key]["default"] == demo[key], key
+    assert model["layers"]["default"] == demo["model"]["layers"] == [16, 16, 1]
+    assert model["activation"]["default"] == demo["model"]["activation"]
+    assert {key: dataset[key]["default"] for key in demo["dataset"]} == demo["dataset"]
+    assert optimizer["name"]["default"] == demo["optimizer"]["name"]

@@ -2,12 +2,15 @@
 and backward, in a few numpy calls. Storage is a 2-D array whose row r is node r's value
 over the batch (a batch of one for batch-wide nodes); gradients live in a twin array.
 
-Sums keep the Value engine's left-to-right order, so a group gives the Value engine's
-floats; only the dot group (a matrix product) sums in BLAS's order.
+Each op's numpy forms are engine.ops's (forward_array, backward). Sums keep the Value
+engine's left-to-right order, so a group gives the Value engine's floats; only the dot
+group (a matrix product) sums in BLAS's order.
 """
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from ..ops import BY_NAME
 
 
 def as_rows(idx):
@@ -50,93 +53,6 @@ def _repeats(idx):
     return bool((ordered[1:] == ordered[:-1]).any())
 
 
-# --- the ops: forward(xs, out, attr) writes out; backward(xs, y, g, attr) returns one
-# contribution per operand. xs[p] is operand p of every node of the group, (m, batch).
-
-
-def _fold(ufunc):
-    def forward(xs, out, attr):
-        # Stacked operands reduce over axis 0 left to right, as a loop would; but numpy
-        # sums a lone row (one node, a batch of one) pairwise: that one takes the loop.
-        if isinstance(xs, np.ndarray) and out.size > 1:
-            ufunc.reduce(xs, axis=0, out=out)
-            return
-        ufunc(xs[0], xs[1], out=out)
-        for x in xs[2:]:
-            ufunc(out, x, out=out)
-
-    return forward
-
-
-def _add_back(xs, y, g, attr):
-    return [g] * len(xs)
-
-
-def _mul_back(xs, y, g, attr):
-    k = len(xs)
-    if k == 2:
-        return [g * xs[1], g * xs[0]]
-    # d/dx_i is the product of the others: running products from the left and the right
-    left, right = [None] * k, [None] * k
-    for i in range(1, k):
-        left[i] = xs[0] if i == 1 else left[i - 1] * xs[i - 1]
-    for i in range(k - 2, -1, -1):
-        right[i] = xs[k - 1] if i == k - 2 else xs[i + 1] * right[i + 1]
-    return [
-        g * (right[i] if left[i] is None else left[i] if right[i] is None else left[i] * right[i])
-        for i in range(k)
-    ]
-
-
-def _div_forward(xs, out, attr):  # as the Value engine: a * b**-1
-    np.multiply(xs[0], 1.0 / xs[1], out=out)
-
-
-def _div_back(xs, y, g, attr):
-    a, b = xs[0], xs[1]
-    return [g * (1.0 / b), (-1.0 * b**-2.0) * (a * g)]
-
-
-def _pow_forward(xs, out, k):
-    np.power(xs[0], k, out=out)
-
-
-def _pow_back(xs, y, g, k):
-    x = xs[0]
-    return [k * np.power(x, k - 1) * g if k != 0 else np.zeros_like(g)]
-
-
-def _sigmoid_forward(xs, out, attr):  # per sign, as the Value engine: exp never overflows
-    x = xs[0]
-    e = np.exp(-np.abs(x))
-    np.copyto(out, np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
-
-
-def _unary(fn):
-    def forward(xs, out, attr):
-        fn(xs[0], out=out)
-
-    return forward
-
-
-OPS = {  # op: (forward, backward)
-    "add": (_fold(np.add), _add_back),
-    "mul": (_fold(np.multiply), _mul_back),
-    "sub": (lambda xs, out, a: np.subtract(xs[0], xs[1], out=out), lambda xs, y, g, a: [g, -g]),
-    "div": (_div_forward, _div_back),
-    "neg": (_unary(np.negative), lambda xs, y, g, a: [-g]),
-    "pow": (_pow_forward, _pow_back),
-    "relu": (
-        lambda xs, out, a: np.maximum(xs[0], 0.0, out=out),
-        lambda xs, y, g, a: [g * (xs[0] > 0)],
-    ),
-    "tanh": (_unary(np.tanh), lambda xs, y, g, a: [(1.0 - y * y) * g]),
-    "exp": (_unary(np.exp), lambda xs, y, g, a: [y * g]),
-    "log": (_unary(np.log), lambda xs, y, g, a: [g / xs[0]]),
-    "sigmoid": (_sigmoid_forward, lambda xs, y, g, a: [y * (1.0 - y) * g]),
-}
-
-
 class Group:
     """m nodes of one op (and arity, and exponent) in consecutive rows from `out`; operand
     p of node j is row idx[p, j]. `dead` marks nodes the output does not depend on: their
@@ -152,7 +68,8 @@ class Group:
         self.keep = None if dead is None or not dead.any() else ~dead[:, None]
 
     def bind(self, A, dA):
-        forward_op, backward_op = OPS[self.op]
+        op = BY_NAME[self.op]
+        forward_op, backward_op = op.forward_array, op.backward
         attr, keep, scatter = self.attr, self.keep, self.scatter
         out, g = A[self.out], dA[self.out]
         if self.views:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import NumericError
 from ..graph import apply_op
+from ..ops import BY_NAME, value_label
 from ..value import Value
 from .fuse import fuse, varying
 from .kernels import Bridge, DotGroup, Group, as_rows
@@ -82,7 +83,7 @@ class Program:
                 bias = lay.slot[operands[2 * n]] if len(operands) > 2 * n else None
                 kernels.append(("uv", DotGroup(int(lay.slot[first]), w, x, bias)))
                 continue
-            attr = tape.attrs[first] if op == "pow" else None
+            attr = tape.attrs[first] if BY_NAME[op].attr else None
             dead = None if live is None else ~live[nodes]
             idx = vrow[operands] if vary else lay.slot[operands]
             kernels.append(("v" if vary else "u", Group(op, attr, int(lay.slot[first]), idx, dead)))
@@ -185,7 +186,8 @@ class Program:
         bad[~vary] = ~np.isfinite(mem.dU[slot[~vary]])
         bad[vary] = ~np.isfinite(mem.dV[slot[vary]]).all(axis=1)
         i = int(np.flatnonzero(bad)[-1])
-        label = _value_label(self.tape.ops[i], self.tape.attrs[i])
+        op = self.tape.ops[i]
+        label = "+" if op == "dot" else value_label(op, self.tape.attrs[i])
         cause = NumericError(
             f"the gradient at a {label or 'leaf'} node is not finite", op=label or "input"
         )
@@ -254,19 +256,3 @@ def _replay(op, xs, attr):
     except NumericError as e:
         return e
     return NumericError(f"{op} gave a non-finite result", op=op)
-
-
-def _value_label(op, attr):
-    """The Value engine's _op label of a node's result ("" for a leaf)."""
-    if op == "pow":
-        return f"**{attr}"
-    return {
-        "input": "",
-        "add": "+",
-        "sub": "+",
-        "dot": "+",
-        "mul": "*",
-        "neg": "*",
-        "div": "*",
-        "relu": "ReLU",
-    }.get(op, op)

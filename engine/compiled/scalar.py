@@ -9,28 +9,19 @@ import math
 
 import numpy as np
 
-# Binary add and mul are most nodes: they get their own codes and inline code.
-ADD2, MUL2, ADD, MUL, SUB, DIV, NEG, POW, RELU, TANH, EXP, LOG, SIGMOID = range(13)
-CODES = {
-    "add": ADD,
-    "mul": MUL,
-    "sub": SUB,
-    "div": DIV,
-    "neg": NEG,
-    "pow": POW,
-    "relu": RELU,
-    "tanh": TANH,
-    "exp": EXP,
-    "log": LOG,
-    "sigmoid": SIGMOID,
-}
-NAN, INF = math.nan, math.inf
+from ..ops import ADD, BY_NAME, MUL
+
+# Binary add and mul are most nodes: they get their own codes and inline code. Any other
+# node runs its op's float forms from engine.ops, its operands passed by arity.
+ADD2, MUL2, UNARY, BINARY, NARY = range(5)
+NAN = math.nan
 
 
 class ScalarRun:
     """Nodes in topological order, each (code, out, a, b, extra): a and b are the slots
-    of the first two operands; extra is all operand slots (n-ary) or the exponent (pow).
-    `back` lists the nodes the output depends on: only they are backpropagated."""
+    of the first two operands; extra is the op's float forward and backward, all operand
+    slots and the attribute. `back` lists the nodes the output depends on: only they are
+    backpropagated."""
 
     def __init__(self, nodes, back):
         self.nodes, self.back = nodes, back
@@ -41,13 +32,13 @@ class ScalarRun:
         ops, inputs, attrs = tape.ops, tape.inputs, tape.attrs
         entries = []
         for i in nodes:
-            op, o, args = ops[i], slots[i], [slots[j] for j in inputs[i]]
-            code = CODES[op]
-            if len(args) == 2 and code in (ADD, MUL):
-                code = ADD2 if code == ADD else MUL2
+            op, o, args = BY_NAME[ops[i]], slots[i], tuple(slots[j] for j in inputs[i])
+            if len(args) == 2 and (op is ADD or op is MUL):
+                code = ADD2 if op is ADD else MUL2
+            else:
+                code = (UNARY, BINARY)[len(args) - 1] if len(args) <= 2 else NARY
             b = args[1] if len(args) > 1 else -1
-            extra = attrs[i] if op == "pow" else args if len(args) > 2 else None
-            entries.append((code, o, args[0], b, extra))
+            entries.append((code, o, args[0], b, (op.forward, op.backward, args, attrs[i])))
         back = (
             entries if live is None else [e for e, i in zip(entries, nodes, strict=True) if live[i]]
         )
@@ -64,8 +55,15 @@ class ScalarRun:
                 elif code == MUL2:
                     u[o] = u[a] * u[b]
                 else:
+                    op_forward, _, args, k = extra
+                    if code == UNARY:
+                        xs = (u[a],)
+                    elif code == BINARY:
+                        xs = (u[a], u[b])
+                    else:
+                        xs = [u[j] for j in args]
                     try:
-                        u[o] = _value(code, u, a, b, extra)
+                        u[o] = op_forward(xs, k)
                     except (ArithmeticError, ValueError):  # found and named after the pass
                         u[o] = NAN
 
@@ -78,83 +76,19 @@ class ScalarRun:
                 elif code == MUL2:
                     du[a] += u[b] * g
                     du[b] += u[a] * g
+                elif code == UNARY:
+                    du[a] += extra[1]((u[a],), u[o], g, extra[3])[0]
+                elif code == BINARY:
+                    share_a, share_b = extra[1]((u[a], u[b]), u[o], g, extra[3])
+                    du[a] += share_a
+                    du[b] += share_b
                 else:
-                    _backward(code, u, du, o, a, b, extra, g)
+                    _, op_backward, args, k = extra
+                    shares = op_backward([u[j] for j in args], u[o], g, k)
+                    for j, share in zip(args, shares, strict=True):
+                        du[j] += share
 
         return forward, backward
-
-
-def _value(code, u, a, b, extra):
-    x = u[a]
-    if code == ADD:
-        for j in extra[1:]:
-            x += u[j]
-        return x
-    if code == MUL:
-        for j in extra[1:]:
-            x *= u[j]
-        return x
-    if code == SUB:
-        return x - u[b]
-    if code == DIV:
-        return x * u[b] ** -1.0
-    if code == NEG:
-        return -x
-    if code == POW:
-        if x < 0.0 and extra != int(extra):
-            return NAN
-        return x**extra
-    if code == RELU:
-        return x if x > 0 else 0.0
-    if code == TANH:
-        return math.tanh(x)
-    if code == EXP:
-        return math.exp(x)
-    if code == LOG:
-        return math.log(x)
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
-def _backward(code, u, du, o, a, b, extra, g):
-    """Add each operand's share of the node's gradient g (the Value engine's formulas)."""
-    x = u[a]
-    if code == ADD:
-        for j in extra:
-            du[j] += g
-    elif code == MUL:
-        xs = [u[j] for j in extra]
-        for i, j in enumerate(extra):
-            du[j] += g * math.prod(xs[:i] + xs[i + 1 :])
-    elif code == SUB:
-        du[a] += g
-        du[b] += -g
-    elif code == DIV:
-        du[a] += g * u[b] ** -1.0
-        du[b] += _power_slope(-1.0, u[b]) * (x * g)
-    elif code == NEG:
-        du[a] += -g
-    elif code == POW:
-        du[a] += _power_slope(extra, x) * g if extra != 0 else 0.0
-    elif code == RELU:
-        if x > 0:
-            du[a] += g
-    elif code == TANH:
-        y = u[o]
-        du[a] += (1.0 - y * y) * g
-    elif code == EXP:
-        du[a] += u[o] * g
-    elif code == LOG:
-        du[a] += g / x
-    else:
-        y = u[o]
-        du[a] += y * (1.0 - y) * g
-
-
-def _power_slope(k, x):
-    try:
-        return k * x ** (k - 1)
-    except (OverflowError, ZeroDivisionError):  # as the Value engine: an infinite slope
-        return INF
 
 
 def scalar_groups(bounds, order, vary, below):

@@ -12,23 +12,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-OPS = (
-    "input",
-    "add",
-    "mul",
-    "sub",
-    "div",
-    "neg",
-    "pow",
-    "relu",
-    "tanh",
-    "exp",
-    "log",
-    "sigmoid",
-    "dot",
-)
+from ..ops import NAMES
+from ..ops import OPS as GRAPH_OPS
+
+OPS = (*NAMES, "dot")  # graph/1's ops, and the dot that fuse.py forms
 CODE = {op: code for code, op in enumerate(OPS)}
 INPUT, DOT = CODE["input"], CODE["dot"]
+WITH_ATTR = [CODE[op.name] for op in GRAPH_OPS if op.attr is not None]  # pow (exponent)
 # A numpy round costs about ROUND + (pending nodes) node-visits of numpy work; a node done
 # one at a time in Python costs about NODE_PER_ROUND of them.
 ROUND, NODE_PER_ROUND = 4096, 64
@@ -105,12 +95,12 @@ def layout(tape, vary=None):
     level = levels(tape.inputs, ptr, flat, vary)
     vary = np.zeros(n, bool) if vary is None else np.asarray(vary, bool)
 
-    # group kind: op, arity and exponent (pow) or operand row (dot)
+    # group kind: op, arity and attribute (pow's exponent) or operand row (dot)
     tag = np.zeros(n, np.intp)
-    pows = np.flatnonzero(codes == CODE["pow"])
-    if len(pows):
-        exponents = np.array([tape.attrs[i] for i in pows.tolist()], dtype=float)
-        tag[pows] = np.unique(exponents, return_inverse=True)[1] + 1
+    attributed = np.flatnonzero(np.isin(codes, WITH_ATTR))
+    if len(attributed):
+        values = np.array([tape.attrs[i] for i in attributed.tolist()], dtype=float)
+        tag[attributed] = np.unique(values, return_inverse=True)[1] + 1
     dots = np.flatnonzero(codes == DOT).tolist()
     if dots:
         rows = {}  # dots over the same x's, with a bias or not, make one matrix product

@@ -8,7 +8,7 @@ a Value expression this way; `from_parsed` takes a graph/1 document as the lead 
 
 from typing import NamedTuple
 
-from ..graph import VALUE_OPS
+from ..ops import op_of_label
 from ..value import Value
 
 
@@ -78,9 +78,8 @@ def _recorded(v, index):
     """(op, operand indices, attr) of a Value whose operands are already recorded."""
     if not v._prev:
         return "input", (), v.data
-    args = tuple(index[id(c)] for c in v._prev)
-    if v._op.startswith("**"):
-        return "pow", args, float(v._op[2:])
-    if v._op not in VALUE_OPS:
-        raise ValueError(f"cannot trace a Value made by the unknown op {v._op!r}")
-    return VALUE_OPS[v._op], args, None
+    try:
+        op, attr = op_of_label(v._op)
+    except ValueError:
+        raise ValueError(f"cannot trace a Value made by the unknown op {v._op!r}") from None
+    return op, tuple(index[id(c)] for c in v._prev), attr

@@ -3,7 +3,8 @@
 from flask import Response, current_app, request
 from flask.views import MethodView
 
-from engine.graph import evaluate_parsed, parse_graph
+from engine import evaluate
+from engine.graph import parse_graph
 from engine.value import paused_gc
 from schemas import GraphResourceSchema, GraphSchema
 
@@ -97,7 +98,7 @@ class Graphs(MethodView):
                 response.headers["Preference-Applied"] = "respond-async"
         else:
             with paused_gc():
-                result_json = dumps(evaluate_parsed(parsed))
+                result_json = dumps(evaluate(parsed))
             graph_id = graphs.save_result(result_json, config["GRAPH_TTL"])
             response = graph_body(graph_id, "succeeded", result_json)
             response.status_code = 201
