@@ -19,10 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-run: install  ## the whole stack on 127.0.0.1:$PORT (Redis, API, workers); Ctrl-C stops it
+run: install  ## the whole stack on 127.0.0.1:$PORT (private Redis, API, workers); Ctrl-C stops it
 	$(BIN)/python -m service.stack
 
-worker: install  ## one more worker, for the Redis at $REDIS_URL
+worker: install  ## one more worker, for the Redis at $REDIS_URL (else var/redis-url's)
 	$(BIN)/python -m service.worker
 
 test: install  ## the whole test suite, starting its own Redis, API and workers

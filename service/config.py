@@ -6,6 +6,7 @@ A plain dict, so every process reads it the same way (the API copies it into Fla
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from . import settings
@@ -16,12 +17,12 @@ Config = dict[str, Any]
 
 
 def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
-    """Defaults from service.settings; `REDIS_URL` and `GRADSERVE_<NAME>` environment
-    variables (values read as JSON when they are JSON: GRADSERVE_MAX_STEPS=5000 is a
-    number, as Flask's `from_prefixed_env` reads them); then `overrides`."""
+    """Defaults from service.settings; `REDIS_URL` (else the URL `make run` wrote for its
+    bundled Redis) and `GRADSERVE_<NAME>` environment variables (values read as JSON when
+    they are JSON: GRADSERVE_MAX_STEPS=5000 is a number, as Flask's `from_prefixed_env`
+    reads them); then `overrides`."""
     config = {name: getattr(settings, name) for name in dir(settings) if name.isupper()}
-    if os.environ.get("REDIS_URL"):
-        config["REDIS_URL"] = os.environ["REDIS_URL"]
+    config["REDIS_URL"] = os.environ.get("REDIS_URL") or local_redis_url() or config["REDIS_URL"]
     for key in sorted(os.environ):
         if key.startswith(ENV_PREFIX):
             config[key.removeprefix(ENV_PREFIX)] = _value(os.environ[key])
@@ -34,6 +35,21 @@ def _value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text  # a plain string: GRADSERVE_QUEUE_NAME=jobs
+
+
+def redis_url_file(data_dir: str | Path | None = None) -> Path:
+    """Where `make run` keeps its bundled Redis's URL, credentials included (mode 0600):
+    `redis-url` in its data directory, `$GRADSERVE_DATA_DIR` (./var by default)."""
+    return Path(data_dir or os.environ.get("GRADSERVE_DATA_DIR") or "var") / "redis-url"
+
+
+def local_redis_url() -> str | None:
+    """The URL in redis_url_file(), if `make run` wrote one here: `make worker` and the admin
+    commands on the machine of a stack find its Redis by it when REDIS_URL is unset."""
+    try:
+        return redis_url_file().read_text().strip() or None
+    except OSError:
+        return None
 
 
 def limits(config: Mapping[str, Any]) -> dict[str, int | None]:

@@ -14,7 +14,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
-URL = "redis://redis:6379/0"
+PASSWORD = "${REDIS_PASSWORD:?set REDIS_PASSWORD (see the top of docker-compose.yml)}"
+URL = f"redis://:{PASSWORD}@redis:6379/0"
 COMPOSE_BINARY = "docker-compose"
 COMPOSE_PACKAGE = "docker-compose"  # Debian's
 
@@ -33,6 +34,14 @@ def test_redis_keeps_an_append_only_file_on_a_named_volume(compose):
     volume, _, mount = redis["volumes"][0].partition(":")
     assert mount == "/data" and volume in compose["volumes"]
     assert redis["healthcheck"]["test"][:2] == ["CMD", "redis-cli"]
+
+
+def test_redis_has_a_password_from_the_environment_and_no_published_port(compose):
+    redis = compose["services"]["redis"]
+    assert "ports" not in redis
+    assert redis["environment"] == {"REDIS_PASSWORD": PASSWORD, "REDISCLI_AUTH": PASSWORD}
+    command = " ".join(redis["command"])  # read from a 0600 file: never on a command line
+    assert "requirepass" in command and "--requirepass" not in command
 
 
 def test_api_and_worker_share_one_image_and_wait_for_redis(compose):
@@ -86,22 +95,20 @@ def docker_compose():
 
 
 def test_docker_compose_config_accepts_it_and_refuses_a_broken_copy(docker_compose, tmp_path):
-    ok = subprocess.run(
-        [docker_compose, "-f", str(COMPOSE), "config", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def config(path, password=None):
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_PASSWORD"}
+        if password:
+            env["REDIS_PASSWORD"] = password
+        command = [docker_compose, "-f", str(path), "config", "-q"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+
+    ok = config(COMPOSE, password="0123abcd")
     assert ok.returncode == 0, ok.stderr
+    without_password = config(COMPOSE)  # no default in the file: refused
+    assert without_password.returncode != 0 and "set REDIS_PASSWORD" in without_password.stderr
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE.read_text().replace("replicas: 2", "replicas: two"))
-    refused = subprocess.run(
-        [docker_compose, "-f", str(broken), "config", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert refused.returncode != 0
+    assert config(broken, password="0123abcd").returncode != 0
 
 
 def test_the_image_installs_every_package(tmp_path):

@@ -301,12 +301,13 @@ def test_make_run_supervises_and_picks_jobs_up_again(tmp_path):
     second = run(workers=1)
     try:
         assert finished(base, job_id)["status"] == "succeeded"  # picked up where it was
-        workers = {pid: cmd for pid, cmd in children(second.pid).items() if "worker" in cmd}
+        (supervisor,) = children(second.pid)  # under the process started, which only waits
+        workers = {pid: cmd for pid, cmd in children(supervisor).items() if "worker" in cmd}
         assert len(workers) == 1
         os.kill(next(iter(workers)), signal.SIGKILL)
         replaced = wait_until(
             lambda: (
-                {p for p, cmd in children(second.pid).items() if "worker" in cmd} - set(workers)
+                {p for p, cmd in children(supervisor).items() if "worker" in cmd} - set(workers)
             ),
             timeout=10,
         )

@@ -417,7 +417,6 @@ def test_the_whole_stack_killed_and_started_again_loses_no_accepted_job(tmp_path
         GUNICORN_ACCESS_LOG="",
     )
     base = f"http://127.0.0.1:{api_port}"
-    store = JobStore(connect(redis_server.url(redis_port), timeout=2.0))
     uninterrupted()
 
     def run():
@@ -429,6 +428,7 @@ def test_the_whole_stack_killed_and_started_again_loses_no_accepted_job(tmp_path
         return process
 
     first = run()
+    store = JobStore(connect((tmp_path / "redis-url").read_text().strip(), timeout=2.0))
     accepted = []
     for _ in range(4):
         response = requests.post(f"{base}/v1/jobs", json=spec(), timeout=10)
