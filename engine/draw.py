@@ -11,31 +11,23 @@ than `max_nodes` values is cut to the ones nearest the output, and a note says s
 
 from collections import deque
 
-from .graph import evaluate, parse_graph
+from .graph import VALUE_OPS, evaluate, parse_graph
 from .value import Value, topological_order
 
 MAX_NODES = 200  # values drawn at most; beyond a few hundred a picture cannot be read
 RANKDIRS = ("LR", "TB", "RL", "BT")
 
-# graph/1 ops as the Value engine labels its results (Value._op), so both look alike.
-OP_SYMBOLS = {
-    "add": "+",
-    "mul": "*",
+# graph/1 ops drawn with the Value engine's own labels (Value._op), so both look alike;
+# sub, div and neg are not primitives of Value, and pow shows its exponent ("**2").
+OP_SYMBOLS = {op: symbol for symbol, op in VALUE_OPS.items()} | {
     "sub": "-",
     "div": "/",
     "neg": "neg",
-    "relu": "ReLU",
-    "tanh": "tanh",
-    "exp": "exp",
-    "log": "log",
-    "sigmoid": "sigmoid",
 }
 
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\n"})
 # In a record label these five also structure the record: escaped, they are just text.
-_RECORD_ESCAPES = str.maketrans(
-    {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\n"} | {c: "\\" + c for c in "|{}<>"}
-)
+_RECORD_ESCAPES = _ESCAPES | str.maketrans({c: "\\" + c for c in "|{}<>"})
 
 
 def to_dot(x, result=None, *, max_nodes=MAX_NODES, rankdir="LR"):
