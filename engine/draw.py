@@ -12,7 +12,7 @@ than `max_nodes` values is cut to the ones nearest the output, and a note says s
 from collections import deque
 
 from .graph import VALUE_OPS, evaluate, parse_graph
-from .value import Value, topological_order
+from .value import Value, paused_gc
 
 MAX_NODES = 200  # values drawn at most; beyond a few hundred a picture cannot be read
 RANKDIRS = ("LR", "TB", "RL", "BT")
@@ -75,8 +75,19 @@ def _value_nodes(root, limit):
     near = _nearest(root, lambda v: v._prev, id, limit)
     number = {id(v): i for i, v in enumerate(near)}
     shown = [(v.label, v.data, v.grad, v._op, [number.get(id(c)) for c in v._prev]) for v in near]
-    total = len(near) if len(near) < limit else len(topological_order(root))
-    return shown, total
+    return shown, len(near) if len(near) < limit else _count(root)
+
+
+def _count(root):
+    """How many values an expression has (only its size is wanted: no order is built)."""
+    seen, stack = {id(root)}, [root]
+    with paused_gc():  # a big graph is already on the heap: collections would walk it all
+        while stack:
+            for child in stack.pop()._prev:
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    stack.append(child)
+    return len(seen)
 
 
 def _document_nodes(doc, result, limit):
