@@ -1,6 +1,7 @@
 """gradserve's engine: a scalar autograd engine (micrograd-compatible), its MLPs, the
 graph/1 format, and training. Pure Python and numpy: no HTTP, no Redis."""
 
+from .draw import draw_dot, to_dot
 from .errors import GraphError, InvalidInput, NumericError, SpecError
 from .evaluate import evaluate
 from .graph import to_graph
@@ -19,8 +20,10 @@ __all__ = [
     "NumericError",
     "SpecError",
     "Value",
+    "draw_dot",
     "evaluate",
     "normalize_spec",
+    "to_dot",
     "to_graph",
     "train",
 ]

@@ -282,7 +282,7 @@ def to_graph(output, names=None):
 
 
 def __getattr__(name):
-    # engine.graph.evaluate, as the worker imports it: engine.evaluate's, looked up only
+    # engine.graph.evaluate, as earlier versions exported it: engine.evaluate's, looked up only
     # when asked for, since that module reads this one (and the compiled path) first.
     if name == "evaluate":
         from .evaluate import evaluate

@@ -7,9 +7,28 @@ from .value import Value
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
 
 
-def _rng(seed):
-    """An explicit random.Random from a seed, or the one given: runs are reproducible."""
-    return seed if isinstance(seed, random.Random) else random.Random(seed)
+def _rng(rng):
+    """Where weights come from: the random.Random given, a new one from a seed, or, for
+    None, Python's global `random` as micrograd draws from it (so `random.seed(1337)` then
+    `MLP(2, [16, 16, 1])` gives micrograd's very weights). Training passes its own."""
+    if rng is None or rng is random:
+        return random
+    return rng if isinstance(rng, random.Random) else random.Random(rng)
+
+
+def _activation(activation, nonlin):
+    """The activation a Neuron applies; `nonlin` is micrograd 0.1.0's spelling (True: relu,
+    False: linear), a bool in activation's place its positional form `Neuron(3, False)`."""
+    if isinstance(activation, bool) or (activation is None and nonlin is not None):
+        if nonlin is not None and activation is not None:
+            raise TypeError("give a Neuron activation= or nonlin=, not both")
+        return "relu" if (activation if nonlin is None else nonlin) else "linear"
+    if nonlin is not None:
+        raise TypeError("give a Neuron activation= or nonlin=, not both")
+    activation = "relu" if activation is None else activation
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
+    return activation
 
 
 class Module:
@@ -22,15 +41,14 @@ class Module:
 
 
 class Neuron(Module):
-    def __init__(self, nin, activation="relu", rng=None):
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}"
-            )
+    """`activation` (default relu) after the weighted sum; `nonlin=False` is micrograd's
+    linear unit. Weights are uniform in [-1, 1], drawn in order; the bias starts at 0."""
+
+    def __init__(self, nin, activation=None, rng=None, *, nonlin=None):
+        self.activation = _activation(activation, nonlin)
         rng = _rng(rng)
         self.w = [Value(rng.uniform(-1, 1)) for _ in range(nin)]
         self.b = Value(0)
-        self.activation = activation
 
     def __call__(self, x):
         act = sum((wi * xi for wi, xi in zip(self.w, x, strict=True)), self.b)
@@ -46,9 +64,9 @@ class Neuron(Module):
 
 
 class Layer(Module):
-    def __init__(self, nin, nout, activation="relu", rng=None):
+    def __init__(self, nin, nout, activation=None, rng=None, *, nonlin=None):
         rng = _rng(rng)
-        self.neurons = [Neuron(nin, activation, rng) for _ in range(nout)]
+        self.neurons = [Neuron(nin, activation, rng, nonlin=nonlin) for _ in range(nout)]
 
     def __call__(self, x):
         out = [n(x) for n in self.neurons]

@@ -1,8 +1,9 @@
 """A scalar that remembers how it was made, and backpropagates (after micrograd's engine.py).
 
-Each `_backward(grad)` closure holds its operands but never its own output, so a graph has
-no reference cycles: it is freed by reference counting alone, and the cyclic garbage
-collector (93% of micrograd's training time) has nothing to chase.
+Each node's `_backward_fn(grad)` closure holds its operands but never its own output, so a
+graph has no reference cycles: it is freed by reference counting alone, and the cyclic
+garbage collector (93% of micrograd's training time) has nothing to chase. `_backward()`,
+the lectures' manual step, is a method that hands the closure `self.grad`.
 """
 
 import contextlib
@@ -54,14 +55,21 @@ def topological_order(root):
 
 
 class Value:
-    __slots__ = ("data", "grad", "_backward", "_prev", "_op")
+    __slots__ = ("data", "grad", "_backward_fn", "_prev", "_op", "label")
 
-    def __init__(self, data, _children=(), _op=""):
+    def __init__(self, data, _children=(), _op="", label=""):
         self.data = float(data)
         self.grad = 0.0
-        self._backward = None
+        self._backward_fn = None  # fn(grad): adds this node's share of grad to its operands
         self._prev = _children  # a tuple, in operand order: a*a keeps both operands
         self._op = _op
+        self.label = label  # a name for pictures (engine.draw), as the lectures give one
+
+    def _backward(self):
+        """Propagate self.grad to the operands, once: the lectures' manual backprop step
+        (`o.grad = 1.0; o._backward()`). A leaf has nothing to do."""
+        if self._backward_fn is not None:
+            self._backward_fn(self.grad)
 
     def __add__(self, other):
         other = other if isinstance(other, Value) else Value(other)
@@ -71,7 +79,7 @@ class Value:
             self.grad += grad
             other.grad += grad
 
-        out._backward = _backward
+        out._backward_fn = _backward
         return out
 
     def __mul__(self, other):
@@ -82,7 +90,7 @@ class Value:
             self.grad += other.data * grad
             other.grad += self.data * grad
 
-        out._backward = _backward
+        out._backward_fn = _backward
         return out
 
     def __pow__(self, other):
@@ -109,7 +117,7 @@ class Value:
             except (OverflowError, ZeroDivisionError):
                 self.grad += math.inf
 
-        out._backward = _backward
+        out._backward_fn = _backward
         return out
 
     def relu(self):
@@ -120,7 +128,7 @@ class Value:
             if positive:
                 self.grad += grad
 
-        out._backward = _backward
+        out._backward_fn = _backward
         return out
 
     def tanh(self):
@@ -130,7 +138,7 @@ class Value:
         def _backward(grad):
             self.grad += (1.0 - t * t) * grad
 
-        out._backward = _backward
+        out._backward_fn = _backward
         return out
 
     def exp(self):
@@ -143,7 +151,7 @@ class Value:
         def _backward(grad):
             self.grad += e * grad
 
-        out._backward = _backward
+        out._backward_fn = _backward
         return out
 
     def log(self):
@@ -155,7 +163,7 @@ class Value:
         def _backward(grad):
             self.grad += grad / x
 
-        out._backward = _backward
+        out._backward_fn = _backward
         return out
 
     def sigmoid(self):
@@ -165,7 +173,7 @@ class Value:
         def _backward(grad):
             self.grad += s * (1.0 - s) * grad
 
-        out._backward = _backward
+        out._backward_fn = _backward
         return out
 
     def backward(self):
@@ -180,8 +188,8 @@ class Value:
                         op=v._op or "input",
                         value=v,
                     )
-                if v._backward is not None:
-                    v._backward(g)
+                if v._backward_fn is not None:
+                    v._backward_fn(g)
 
     def __neg__(self):  # -self
         return self * -1

@@ -13,7 +13,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from engine.errors import InvalidInput, NumericError
-from engine.graph import evaluate
+from engine.evaluate import evaluate
 from engine.train import train
 from engine.value import paused_gc
 
