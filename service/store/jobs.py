@@ -1,6 +1,10 @@
 """Training jobs in Redis: a job is a hash (the source of truth, written in the same
-transaction as its enqueue), indexed in sorted sets by creation time; its history a list
-of JSON batches; its latest checkpoint a string; while it runs, a lease.
+transaction as its enqueue), indexed in sorted sets by creation time (every job's, and its
+tenant's own); its history a list of JSON batches; its latest checkpoint a string; while it
+runs, a lease; its model, once it succeeded, a hash of the document and the tenant.
+
+A job, and the model it trains, belong to the tenant that submitted it: every read the API
+makes names the tenant, and another tenant's job or model reads as no job at all.
 
 A job's status changes only through the Lua scripts of `service.store.scripts`, which check
 the current status (and the token of the run writing) first, so a cancel and a finish
@@ -62,13 +66,15 @@ class JobStore:
         spec: Json,
         enqueue: Enqueue,
         idempotency: tuple[str, str, int] | None = None,
+        *,
+        tenant: str,
     ) -> tuple[Json, bool]:
-        """Write a queued job and call `enqueue(pipeline, job_id)` in one transaction (it
-        returns the rq job id that may start the job, or None for any).
+        """Write `tenant`'s queued job and call `enqueue(pipeline, job_id)` in one
+        transaction (it returns the rq job id that may start the job, or None for any).
 
         `idempotency` = (key, fingerprint of the request, seconds to remember it): a key
-        seen before with the same fingerprint gives back that job (and True); with
-        another, IdempotencyKeyReused.
+        the tenant used before with the same fingerprint gives back that job (and True);
+        with another, IdempotencyKeyReused.
         """
         job_id, created = new_id(), time.time_ns() // 1000
         record = {
@@ -89,20 +95,30 @@ class JobStore:
                 try:
                     if idempotency is not None:
                         key, fingerprint, ttl = idempotency
-                        pipe.watch(self.keys.idempotency(key))
-                        seen = pipe.get(self.keys.idempotency(key))
+                        pipe.watch(self.keys.idempotency(tenant, key))
+                        seen = pipe.get(self.keys.idempotency(tenant, key))
                         if seen is not None:
                             pipe.unwatch()
-                            return self._replay(seen.decode(), fingerprint), True
+                            return self._replay(seen.decode(), fingerprint, tenant), True
                     pipe.multi()
                     pipe.hset(
                         self.keys.job(job_id),
-                        mapping={"id": job_id, "status": "queued", "attempt": 0, **fields},
+                        mapping={
+                            "id": job_id,
+                            "status": "queued",
+                            "attempt": 0,
+                            "tenant": tenant,
+                            "tenant_jobs": self.keys.tenant_jobs(tenant),
+                            **fields,
+                        },
                     )
-                    pipe.zadd(self.keys.jobs(), {job_id: created})
-                    pipe.zadd(self.keys.jobs("queued"), {job_id: created})
+                    for status in (None, "queued"):  # every job's indexes, the tenant's
+                        pipe.zadd(self.keys.jobs(status), {job_id: created})
+                        pipe.zadd(self.keys.tenant_jobs(tenant, status), {job_id: created})
                     if idempotency is not None:
-                        pipe.set(self.keys.idempotency(key), f"{fingerprint} {job_id}", ex=ttl)
+                        pipe.set(
+                            self.keys.idempotency(tenant, key), f"{fingerprint} {job_id}", ex=ttl
+                        )
                     ticket = enqueue(pipe, job_id)
                     if ticket:  # only this rq job may start it (see `start`)
                         pipe.hset(self.keys.job(job_id), "ticket", ticket)
@@ -111,21 +127,23 @@ class JobStore:
                 except redis.WatchError:
                     continue  # the same key was used at the same moment: read it again
 
-    def _replay(self, seen: str, fingerprint: str) -> Json:
+    def _replay(self, seen: str, fingerprint: str, tenant: str) -> Json:
         seen_fingerprint, job_id = seen.split(" ")
-        job = self.get_job(job_id)
+        job = self.get_job(job_id, tenant=tenant)
         if seen_fingerprint != fingerprint or job is None:
             raise IdempotencyKeyReused()
         return job
 
-    def get_job(self, job_id: str) -> Json | None:
+    def get_job(self, job_id: str, *, tenant: str) -> Json | None:
+        """The job, if it is `tenant`'s; None if there is no such job or it is another
+        tenant's (the same answer: the API does not reveal that another's exists)."""
         if not ID_PATTERN.fullmatch(job_id):
             return None
-        return self._decode_job(self.redis.hgetall(self.keys.job(job_id)))
+        return self._decode_job(self.redis.hgetall(self.keys.job(job_id)), tenant)
 
     @staticmethod
-    def _decode_job(raw: dict[bytes, bytes]) -> Json | None:
-        if not raw:
+    def _decode_job(raw: dict[bytes, bytes], tenant: str) -> Json | None:
+        if not raw or raw.get(b"tenant", b"").decode() != tenant:
             return None
         job = {"id": raw[b"id"].decode(), "status": raw[b"status"].decode()}
         job.update((name, json.loads(raw[name.encode()])) for name in JSON_FIELDS)
@@ -133,13 +151,14 @@ class JobStore:
         return job
 
     def list_jobs(
-        self, limit: int, cursor: str | None = None, status: str | None = None
+        self, limit: int, cursor: str | None = None, status: str | None = None, *, tenant: str
     ) -> tuple[list[Json], str | None]:
-        """A page of jobs, newest first, and the cursor of the next page (None at the end).
+        """A page of `tenant`'s jobs, newest first, and the cursor of the next page (None at
+        the end).
 
         The cursor is the (creation time, id) of the page's last job: the next page starts
         right after it even as newer jobs arrive."""
-        index = self.keys.jobs(status)
+        index = self.keys.tenant_jobs(tenant, status)
         entries: list[tuple[bytes, float]] = []
         if cursor is None:
             entries = self.redis.zrevrange(index, 0, limit, withscores=True)
@@ -161,36 +180,56 @@ class JobStore:
         with self.redis.pipeline(transaction=False) as pipe:
             for member, _ in page:
                 pipe.hgetall(self.keys.job(member.decode()))
-            found = map(self._decode_job, pipe.execute())
+            found = (self._decode_job(raw, tenant) for raw in pipe.execute())
         # A job may have moved on (or out of `status`) since the index was read.
         jobs = [job for job in found if job and (status is None or job["status"] == status)]
         last = page[-1] if page and more else None
         return jobs, (encode_cursor(last[1], last[0].decode()) if last else None)
 
-    def cancel(self, job_id: str) -> tuple[bool, str]:
+    def cancel(self, job_id: str, *, tenant: str) -> tuple[bool, str]:
         """Queued or running -> cancelled (a running worker hears of it at its next step):
-        (done, the status before, or the terminal status that stays)."""
+        (done, the status before, or the terminal status that stays; '' if there is no such
+        job of `tenant`'s)."""
+        if not ID_PATTERN.fullmatch(job_id):
+            return False, ""
         change = Change(
             ("queued", "running"),
             to="cancelled",
+            tenant=tenant,
             publish_cancel=True,
             fields={"finished_at": now()},
         )
         return self.apply(job_id, change)
 
-    def history(self, job_id: str, since: int = 0) -> Json:
-        batches = self.redis.lrange(self.keys.history(job_id), 0, -1)
+    def history(self, job_id: str, since: int = 0, *, tenant: str) -> Json | None:
+        """The job's history from step `since` on; None if it is no job of `tenant`'s."""
+        if not ID_PATTERN.fullmatch(job_id):
+            return None
+        with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.hget(self.keys.job(job_id), "tenant")
+            pipe.lrange(self.keys.history(job_id), 0, -1)
+            owner, batches = pipe.execute()
+        if owner is None or owner.decode() != tenant:
+            return None
         return {"job_id": job_id, **join_batches(batches, since)}
 
     def checkpoint(self, job_id: str) -> Json | None:
         raw = self.redis.get(self.keys.checkpoint(job_id))
         return None if raw is None else json.loads(raw)
 
-    def get_model(self, model_id: str) -> Json | None:
+    def get_model(self, model_id: str, *, tenant: str) -> Json | None:
+        """The model document, if it is `tenant`'s (None otherwise, as for no model)."""
         if not ID_PATTERN.fullmatch(model_id):
             return None
-        raw = self.redis.get(self.keys.model(model_id))
-        return None if raw is None else json.loads(raw)
+        try:
+            doc, owner = self.redis.hmget(self.keys.model(model_id), "doc", "tenant")
+        except redis.ResponseError as exc:  # a model stored before tenants: a plain string
+            if str(exc).startswith("WRONGTYPE"):
+                return None
+            raise
+        if doc is None or owner is None or owner.decode() != tenant:
+            return None
+        return json.loads(doc)
 
     # -- every guarded change -----------------------------------------------------------------
 

@@ -11,7 +11,9 @@ rq job id that may start it), `requeues`, `losses` (runs lost since the latest c
 `recorded` (history steps stored), `run_from` (the step the current run began at), `rewound`
 (stored steps dropped by hand-backs, to be computed again), `trained_seconds`, and `cp_*`:
 the state the latest checkpoint goes with (history batches, steps, progress, metrics,
-seconds), which a job handed back to the queue is rewound to.
+seconds), which a job handed back to the queue is rewound to; `tenant` (whose job it is) and
+`tenant_jobs` (that tenant's index of its jobs: its per-status indexes are that name plus
+`:<status>`, as `Keys.tenant_jobs` spells them, kept in step with the global ones).
 """
 
 from typing import NamedTuple
@@ -52,6 +54,11 @@ local function move(to)
   local score = redis.call('ZSCORE', KEYS[7], ARGV[1])
   redis.call('ZREM', KEYS[INDEX[from]], ARGV[1])
   redis.call('ZADD', KEYS[INDEX[to]], score, ARGV[1])
+  local own = redis.call('HGET', KEYS[1], 'tenant_jobs')
+  if own then
+    redis.call('ZREM', own .. ':' .. from, ARGV[1])
+    redis.call('ZADD', own .. ':' .. to, score, ARGV[1])
+  end
   redis.call('HSET', KEYS[1], 'status', to)
   if from == 'running' then redis.call('DEL', KEYS[5]) end
   if from == 'running' and to == 'queued' then rewind() end
@@ -65,17 +72,21 @@ UPDATE = (
     _PRELUDE
     + """
 -- One guarded change of a job (store.changes.Change). ARGV: 2 the change as JSON:
--- `allowed` statuses, and, each only when given, `token` (the run that must still hold
+-- `allowed` statuses, and, each only when given, `tenant` (whose job it must be: another
+-- tenant's is answered as no such job), `token` (the run that must still hold
 -- the job), `to` (the new status), `first_step` and `steps` (of the history batch, which
 -- must start where the stored history ends), `publish` (a channel to tell "cancel" on),
 -- `set` (job hash fields and their stored text); then JSON texts, stored as they are
--- ('' = none): 3 the history batch, 4 a checkpoint, 5 a model.
+-- ('' = none): 3 the history batch, 4 a checkpoint, 5 a model (stored with the job's tenant).
 -- Returns {1, previous status}, {0, status now ('' if no such job)}, or, when the batch
 -- does not continue the stored history, {0, status, 'behind' or 'ahead', steps stored}.
 local change = cjson.decode(ARGV[2])
 local history, checkpoint, model = ARGV[3], ARGV[4], ARGV[5]
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {0, ''} end
+if change.tenant and redis.call('HGET', KEYS[1], 'tenant') ~= change.tenant then
+  return {0, ''}
+end
 local allowed = false
 for _, s in ipairs(change.allowed) do
   if s == status then allowed = true end
@@ -105,7 +116,9 @@ if checkpoint ~= '' then
     'cp_recorded', now[1] or 0, 'cp_progress', now[2], 'cp_metrics', now[3],
     'cp_seconds', now[4] or 0, 'losses', 0)
 end
-if model ~= '' then redis.call('SET', KEYS[4], model) end
+if model ~= '' then
+  redis.call('HSET', KEYS[4], 'doc', model, 'tenant', redis.call('HGET', KEYS[1], 'tenant') or '')
+end
 if change.to then move(change.to) end
 if change.publish then redis.call('PUBLISH', change.publish, 'cancel') end
 return {1, status}

@@ -21,6 +21,7 @@ from schemas import (
 from ...config import limits
 from ...errors import InvalidParameter, JobFinished, NotFound
 from ...store.queue import training_enqueuer
+from ..auth import tenant
 from ..extensions import services
 from ..smorest import Blueprint
 
@@ -60,7 +61,7 @@ def idempotency(body: Any) -> tuple[str, str, int] | None:
 
 
 def existing_job(job_id: str) -> dict:
-    job = services().store.get_job(job_id)
+    job = services().store.get_job(job_id, tenant=tenant())
     if job is None:
         raise NotFound("job", job_id)
     return job
@@ -71,13 +72,13 @@ class Jobs(MethodView):
     @blp.arguments(JobListArgsSchema, location="query")
     @blp.response(200, JobListSchema)
     def get(self, args: dict) -> dict:
-        """Jobs, newest first, a page at a time: follow `next_cursor` until it is null."""
+        """Your jobs, newest first, a page at a time: follow `next_cursor` until it is null."""
         config = current_app.config
         limit = args.get("limit", config["PAGE_SIZE"])
         if not 1 <= limit <= config["MAX_PAGE_SIZE"]:
             raise InvalidParameter("limit", f"must be from 1 to {config['MAX_PAGE_SIZE']}")
         items, next_cursor = services().store.list_jobs(
-            limit, args.get("cursor"), args.get("status")
+            limit, args.get("cursor"), args.get("status"), tenant=tenant()
         )
         return {"items": items, "next_cursor": next_cursor}
 
@@ -107,7 +108,7 @@ class Jobs(MethodView):
         """Submit a training job: it is queued for a worker."""
         spec = normalize_spec(body, limits(current_app.config))
         job, replayed = services().store.create_job(
-            spec, training_enqueuer(services().queue), idempotency(body)
+            spec, training_enqueuer(services().queue), idempotency(body), tenant=tenant()
         )
         headers = {"Location": f"/v1/jobs/{job['id']}"}
         if replayed:
@@ -131,11 +132,13 @@ class History(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args: dict, job_id: str) -> dict:
         """Loss and accuracy of every step recorded so far (written a few times a second)."""
-        existing_job(job_id)
         since = args.get("since", 0)
         if since < 0:
             raise InvalidParameter("since", "must be a step number (0 or more)")
-        return services().store.history(job_id, since)
+        history = services().store.history(job_id, since, tenant=tenant())
+        if history is None:
+            raise NotFound("job", job_id)
+        return history
 
 
 @blp.route("/<job_id>/cancel")
@@ -150,7 +153,7 @@ class Cancel(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def post(self, job_id: str) -> dict:
         """Cancel a queued or running job."""
-        done, status = services().store.cancel(job_id)
+        done, status = services().store.cancel(job_id, tenant=tenant())
         if not status:
             raise NotFound("job", job_id)
         if not done:
