@@ -1,6 +1,7 @@
 """Training jobs in Redis: a job is a hash (the source of truth, written in the same
 transaction as its enqueue), indexed in sorted sets by creation time; its history a list
-of JSON batches; its latest checkpoint a string; while it runs, a lease.
+of JSON batches; its latest checkpoint a string (binary: store.checkpoint); while it runs, a
+lease.
 
 A job's status changes only through the Lua scripts of `service.store.scripts`, which check
 the current status (and the token of the run writing) first, so a cancel and a finish
@@ -18,6 +19,7 @@ import redis
 from .. import settings
 from ..errors import IdempotencyKeyReused
 from ..strictjson import dumps
+from . import checkpoint as checkpoints
 from . import scripts
 from .cancel import CancelListener, listen
 from .changes import Change, Json, Report
@@ -184,7 +186,7 @@ class JobStore:
 
     def checkpoint(self, job_id: str) -> Json | None:
         raw = self.redis.get(self.keys.checkpoint(job_id))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else checkpoints.decode(raw)
 
     def get_model(self, model_id: str) -> Json | None:
         if not ID_PATTERN.fullmatch(model_id):
@@ -251,7 +253,7 @@ class JobStore:
             int(attempt),
             token,
             json.loads(spec),
-            json.loads(checkpoint) if checkpoint else None,
+            checkpoints.decode(checkpoint) if checkpoint else None,
             float(seconds),
         )
 
