@@ -9,6 +9,7 @@ name or send a webhook (its registry clean-ups, a stopped job) do neither.
 """
 
 import logging
+import reprlib
 from typing import Any
 
 from rq.exceptions import DeserializationError
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 JOB_FUNCTIONS = frozenset({TRAIN, EVALUATE_GRAPH})
 """The only functions a queue entry may name, each called with one resource id."""
+
+_shown = reprlib.Repr()  # what an entry asked for, in full up to a point (for the log)
+_shown.maxstring = _shown.maxother = 200
 
 
 class RefusedJob(Exception):
@@ -34,10 +38,11 @@ def refusal(job: Job) -> str | None:
         args, kwargs = job.args, job.kwargs
     except DeserializationError:
         return "its data cannot be read"
-    if func_name not in JOB_FUNCTIONS or instance is not None:
-        return f"it names {func_name!r}, not one of gradserve's job functions"
-    if kwargs or len(args) != 1 or not isinstance(args[0], str):
-        return f"it calls {func_name} with {args!r} {kwargs!r}, not with one id"
+    if not isinstance(func_name, str) or func_name not in JOB_FUNCTIONS or instance is not None:
+        return f"it names {_shown.repr(func_name)}, not one of gradserve's job functions"
+    one_id = isinstance(args, list | tuple) and len(args) == 1 and isinstance(args[0], str)
+    if kwargs or not one_id:
+        return f"it calls {func_name} with {_shown.repr(args)} {_shown.repr(kwargs)}, not one id"
     callbacks = {
         "success": job._success_callback_name,
         "failure": job._failure_callback_name,
@@ -46,8 +51,9 @@ def refusal(job: Job) -> str | None:
     named = {kind: name for kind, name in callbacks.items() if name}
     if named:
         return f"it names callbacks {named}"
-    if job.webhooks:
-        return f"it names webhooks {[webhook.url for webhook in job.webhooks]}"
+    webhooks = getattr(job, "webhooks", None)  # rq 3
+    if webhooks:
+        return f"it names webhooks {[webhook.url for webhook in webhooks]}"
     if job._dependency_ids:
         return f"it depends on rq jobs {job._dependency_ids}"
     return None
@@ -82,6 +88,6 @@ class GradserveJob(Job):
         return None
 
     def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
-        if self.webhooks:
+        if getattr(self, "webhooks", None):
             urls = [webhook.url for webhook in self.webhooks]
             log.error("rq job %s: its webhooks %s are refused", self.id, urls)
