@@ -1,5 +1,6 @@
 """Optimizers over one flat float64 parameter vector, updated in place. Their state is plain
-lists of floats, so a checkpoint is JSON and floats round-trip exactly."""
+lists of floats, so a checkpoint is JSON and floats round-trip exactly (or, asked for arrays,
+numpy copies of the vectors, for a binary encoding)."""
 
 import numpy as np
 
@@ -18,12 +19,18 @@ def _check_kind(state, name):
 
 def _vector(state, key, size):
     values = state.get(key)
-    if not isinstance(values, list) or len(values) != size:
+    if not isinstance(values, list | np.ndarray) or np.shape(values) != (size,):
         raise ValueError(f"the optimizer state needs '{key}': a list of {size} numbers")
     vector = np.array(values, dtype=np.float64)
     if not np.isfinite(vector).all():
         raise ValueError(f"the optimizer state's '{key}' holds a number that is not finite")
     return vector
+
+
+def _saved(vector, arrays):
+    if vector is None:
+        return None
+    return vector.copy() if arrays else vector.tolist()
 
 
 class SGD:
@@ -44,11 +51,8 @@ class SGD:
             update = self.velocity
         params -= lr * update
 
-    def state(self):
-        return {
-            "name": self.name,
-            "velocity": None if self.velocity is None else self.velocity.tolist(),
-        }
+    def state(self, arrays=False):
+        return {"name": self.name, "velocity": _saved(self.velocity, arrays)}
 
     def load_state(self, state):
         _check_kind(state, self.name)
@@ -77,8 +81,13 @@ class Adam:
         v_hat = self.v / (1 - self.beta2**self.t)
         params -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
-    def state(self):
-        return {"name": self.name, "t": self.t, "m": self.m.tolist(), "v": self.v.tolist()}
+    def state(self, arrays=False):
+        return {
+            "name": self.name,
+            "t": self.t,
+            "m": _saved(self.m, arrays),
+            "v": _saved(self.v, arrays),
+        }
 
     def load_state(self, state):
         _check_kind(state, self.name)

@@ -4,6 +4,10 @@ An empty spec is micrograd's demo: moons, a 2-16-16-1 ReLU MLP, hinge loss, l2 1
 SGD decaying from 1.0 to 0.1 over 100 steps. `normalize_spec` is pure and quick (it never
 generates data) and idempotent; its SpecError names each bad field, e.g.
 `optimizer/learning_rate` or `data/y/7`.
+
+Limits (each optional) bound a job before it is queued: its size field by field, its work
+(parameters x samples per step x steps), the memory it will take (`job_memory`) and its
+`timeout`.
 """
 
 from typing import NamedTuple
@@ -26,6 +30,7 @@ FIELDS = (
     "batch_size",
     "seed",
     "engine",
+    "timeout",
 )
 MAX_SEED = 2**63 - 1
 MAX_ERRORS = 20  # a malformed data set of 100,000 rows still gets a readable answer
@@ -43,6 +48,15 @@ OPTIMIZER_DEFAULTS = {  # when `optimizer` is given: a constant rate unless aske
         "eps": 1e-8,
     },
 }
+
+# What a job takes, for its memory estimate (measured on the engines, rounded up): the
+# interpreter, numpy and the compiled engine's batch chunks; the compiled engine's traced
+# graph and program per parameter; the reference engine's graph per parameter per sample of
+# a step; the data set per number (generated in Python or parsed JSON, then arrays).
+BASE_BYTES = 256 * 2**20
+COMPILED_BYTES_PER_PARAMETER = 2_400
+REFERENCE_BYTES_PER_PARAMETER_SAMPLE = 1_200
+DATA_BYTES_PER_NUMBER = 128
 
 # Ranges of numbers: (test, how the message says it).
 POSITIVE = (lambda v: v > 0, "greater than 0")
@@ -124,10 +138,37 @@ class _Checker:
             self.fail(path, f"at most {limit} {what} are allowed, not {value}")
 
 
+def parameter_count(inputs, layers):
+    """Weights and biases of an MLP with `inputs` inputs and `layers` units per layer."""
+    sizes = [inputs, *layers]
+    return sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(layers)))
+
+
+def job_work(parameters, samples_per_step, steps):
+    """A job's work: parameters x samples per step x steps (the multiply-adds of its forward
+    passes, give or take a constant factor)."""
+    return parameters * samples_per_step * steps
+
+
+def job_memory(parameters, samples, samples_per_step, numbers_per_sample, engine):
+    """Bytes a training run is estimated to take at its peak: the compiled engine traces
+    one sample's graph (its size grows with the parameters) and runs batches in chunks of
+    bounded size; the reference engine builds a graph per sample of each step."""
+    graph = (
+        REFERENCE_BYTES_PER_PARAMETER_SAMPLE * parameters * samples_per_step
+        if engine == "reference"
+        else COMPILED_BYTES_PER_PARAMETER * parameters
+    )
+    return BASE_BYTES + graph + DATA_BYTES_PER_NUMBER * numbers_per_sample * samples
+
+
 def normalize_spec(spec, limits=None):
     """The spec with every default filled in, or SpecError listing what is wrong.
 
-    `limits` (each optional, None = unlimited): max_steps, max_parameters, max_samples.
+    `limits` (each optional, None = unlimited): max_steps, max_parameters, max_samples,
+    max_work (parameters x samples per step x steps), max_memory (bytes, `job_memory`'s
+    estimate), max_timeout (seconds) and default_timeout (the `timeout` of a spec that gives
+    none; None: no time limit).
     """
     if not isinstance(spec, dict):
         raise SpecError([{"path": "", "message": "a training spec must be a JSON object"}])
@@ -145,7 +186,7 @@ def normalize_spec(spec, limits=None):
         out["data"], shape = _inline_data(check, spec, loss, limits.get("max_samples"))
     else:
         out["dataset"], shape = _dataset(check, spec, loss, limits.get("max_samples"))
-    model = _model(check, spec, shape, loss, limits.get("max_parameters"))
+    model, parameters = _model(check, spec, shape, loss, limits.get("max_parameters"))
     optimizer = _optimizer(check, spec)
     l2 = check.number(spec, "l2", "l2", 0.0001, NON_NEGATIVE)
     steps = check.integer(spec, "steps", "steps", 100, 1)
@@ -153,6 +194,11 @@ def normalize_spec(spec, limits=None):
     batch_size = check.integer(spec, "batch_size", "batch_size", None, 1, shape.samples)
     seed = check.integer(spec, "seed", "seed", 1337, 0, MAX_SEED)
     engine = check.choice(spec, "engine", "engine", "compiled", ENGINES)
+    if not check.errors and None not in (parameters, shape.samples, shape.inputs, steps):
+        _within_budget(check, limits, parameters, shape, batch_size, steps, engine)
+    timeout = limits.get("default_timeout")  # also for null
+    if spec.get("timeout") is not None:
+        timeout = check.integer(spec, "timeout", "timeout", None, 1, limits.get("max_timeout"))
     if check.errors:
         raise SpecError(check.errors)
     return {
@@ -165,7 +211,31 @@ def normalize_spec(spec, limits=None):
         "batch_size": batch_size,
         "seed": seed,
         "engine": engine,
+        "timeout": timeout,
     }
+
+
+def _within_budget(check, limits, parameters, shape, batch_size, steps, engine):
+    """A job of known size must fit max_work and max_memory (errors on the whole spec: the
+    size comes from the model, the data, batch_size and steps together)."""
+    per_step = batch_size or shape.samples
+    work, max_work = job_work(parameters, per_step, steps), limits.get("max_work")
+    if max_work is not None and work > max_work:
+        check.fail(
+            "",
+            f"the job's work, parameters x samples per step x steps = {parameters:,} x "
+            f"{per_step:,} x {steps:,} = {work:,}, is above the cap of {max_work:,}: ask for "
+            "fewer steps, a smaller batch_size or a smaller model",
+        )
+    memory = job_memory(parameters, shape.samples, per_step, shape.inputs + 1, engine)
+    max_memory = limits.get("max_memory")
+    if max_memory is not None and memory > max_memory:
+        check.fail(
+            "",
+            f"the job would take about {memory:,} bytes of memory ({parameters:,} parameters, "
+            f"{shape.samples:,} samples, {per_step:,} per step, on the {engine} engine), "
+            f"above the cap of {max_memory:,} bytes: ask for a smaller model or less data",
+        )
 
 
 def _dataset(check, spec, loss, max_samples):
@@ -281,11 +351,11 @@ def _model(check, spec, shape, loss, max_parameters):
         layers = None if shape.outputs is None else [*HIDDEN_LAYERS, shape.outputs]
     if layers and shape.outputs is not None:
         _check_outputs(check, layers, shape, loss)
-    if layers and inputs is not None and max_parameters is not None:
-        sizes = [inputs, *layers]
-        count = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(layers)))
+    count = None
+    if layers and inputs is not None:
+        count = parameter_count(inputs, layers)
         check.within(count, max_parameters, "model/layers", "parameters")
-    return {"inputs": inputs, "layers": layers, "activation": activation}
+    return {"inputs": inputs, "layers": layers, "activation": activation}, count
 
 
 def _layers(check, layers):

@@ -108,6 +108,15 @@ class JobSpecSchema(Schema):
     )
     seed = Integer(metadata={"minimum": 0, "default": DEMO_SPEC["seed"]})
     engine = fields.String(metadata={"enum": list(ENGINES), "default": DEMO_SPEC["engine"]})
+    timeout = Integer(
+        allow_none=True,
+        metadata={
+            "minimum": 1,
+            "description": "Seconds the job may train, all its runs together; past them it "
+            "fails with problem type `timeout`. null or absent: the service's default (an "
+            "hour unless configured); the service also caps it (a day unless configured).",
+        },
+    )
 
 
 class ProgressSchema(Schema):

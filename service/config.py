@@ -60,11 +60,15 @@ def local_redis_url() -> str | None:
 
 
 def limits(config: Mapping[str, Any]) -> dict[str, int | None]:
-    """The limits engine.spec.normalize_spec enforces."""
+    """The limits engine.spec.normalize_spec enforces, and the `timeout` it fills in."""
     return {
         "max_steps": config["MAX_STEPS"],
         "max_parameters": config["MAX_PARAMETERS"],
         "max_samples": config["MAX_SAMPLES"],
+        "max_work": config["MAX_JOB_WORK"],
+        "max_memory": config["MAX_JOB_MEMORY"],
+        "default_timeout": config["JOB_TIMEOUT_DEFAULT"],
+        "max_timeout": config["MAX_JOB_TIMEOUT"],
     }
 
 

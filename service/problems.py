@@ -56,13 +56,14 @@ def crashed(what: str = "job") -> Problem:
     )
 
 
-def timed_out(seconds: float) -> Problem:
-    """A job past JOB_TIMEOUT (training time of all its runs together), naming the limit."""
+def timeout(seconds: float) -> Problem:
+    """A job that trained past its `timeout` (all its runs together), naming it."""
     return problem(
         "The job timed out",
         None,
-        f"the job ran past its limit of {seconds} s (JOB_TIMEOUT)",
-        "timed-out",
+        f"the job trained past its timeout of {seconds:g} s",
+        "timeout",
+        timeout=seconds,
     )
 
 

@@ -49,6 +49,27 @@ MAX_PARAMETERS = 1_000_000
 MAX_SAMPLES = 1_000_000
 """Training samples a job may use, inline or generated (more: 422)."""
 
+MAX_JOB_WORK = 10**12
+"""A job's work, parameters x samples per step (batch_size, else all) x steps, may be at most
+this (more: 422). On a 2-core machine the compiled engine does about 1.1e8 of it a second on
+narrow networks (a step's overhead dominates) and up to 1.5e9 on wide ones: the largest job
+admitted trains for about 10 minutes (wide) to 2.5 hours (narrow; past the default timeout).
+The contract's minimums (100,000 steps, parameters or samples, each with the demo's other
+sizes) are at most 3.4e9, a few seconds to a minute."""
+
+MAX_JOB_MEMORY = 2 * 2**30
+"""Bytes a job is estimated to take at its peak (engine.spec.job_memory: the compiled engine's
+traced graph, about 2.4 kB per parameter, the reference engine's graph per parameter and
+sample of a step, the data), at most (more: 422). The largest network it admits has about
+780,000 parameters (MAX_PARAMETERS is the ceiling above it)."""
+
+JOB_TIMEOUT_DEFAULT = 60 * 60
+"""Seconds (an integer) a job may train, all its runs together, unless its spec says
+`timeout`: then it fails with problem type `timeout`."""
+
+MAX_JOB_TIMEOUT = 24 * 60 * 60
+"""The largest `timeout` (seconds) a job spec may ask for (more: 422)."""
+
 MAX_PREDICT_ROWS = 100_000
 """Rows of `x` one predict request may hold (more: 422)."""
 
@@ -64,10 +85,10 @@ GRAPH_TTL = 24 * 60 * 60
 IDEMPOTENCY_TTL = 24 * 60 * 60
 """Seconds an Idempotency-Key is remembered."""
 
-JOB_TIMEOUT = 7 * 24 * 60 * 60
-"""Seconds (an integer) a job may train, all its runs together (time up to its latest
-checkpoint counts; a resumed run goes on with what is left), and one graph evaluation may
-take; then it fails as `timed-out`."""
+JOB_TIMEOUT = 25 * 60 * 60
+"""Seconds (an integer) one run of a queued function may take (rq's own timeout): a graph
+evaluation past it fails; for a training run it is a backstop above MAX_JOB_TIMEOUT (the job's
+own `timeout` stops it first)."""
 
 LEASE_TTL = 10.0
 """Seconds a running job's lease lasts unless its worker renews it (every third of it): a job

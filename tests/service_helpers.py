@@ -462,6 +462,16 @@ BAD_INPUTS = [
     ),
     ("job-unknown-engine", "POST", "/v1/jobs", {"json": {"engine": "gpu"}}, 422, "engine"),
     (
+        "job-work-over-the-cap",
+        "POST",
+        "/v1/jobs",
+        {"json": {"model": {"layers": [300, 300, 1]}, "steps": 1_000_000}},
+        422,
+        "",
+    ),
+    ("job-timeout-too-long", "POST", "/v1/jobs", {"json": {"timeout": 10**9}}, 422, "timeout"),
+    ("job-timeout-word", "POST", "/v1/jobs", {"json": {"timeout": "1h"}}, 422, "timeout"),
+    (
         "job-ce-with-one-output",
         "POST",
         "/v1/jobs",

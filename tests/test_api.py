@@ -171,15 +171,51 @@ def test_body_over_the_size_limit_is_413(make_app):
     assert "1000 bytes" in response.get_json()["detail"]
 
 
-def test_default_limits_admit_what_the_contract_promises(client):
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"steps": 100_000},
+        {"dataset": {"name": "moons", "samples": 100_000}},
+        {"model": {"inputs": 2, "layers": [300, 327, 1]}},  # 100,128 parameters
+    ],
+)
+def test_default_limits_admit_what_the_contract_promises(client, spec):
+    """Each of the contract's minimums alone, the demo's sizes for the rest."""
     assert settings.MAX_CONTENT_LENGTH >= 32 * 1024 * 1024 and settings.MAX_GRAPH_NODES >= 500_000
-    spec = small_spec(
-        steps=100_000,
-        dataset={"name": "moons", "samples": 100_000},
-        model={"inputs": 2, "layers": [300, 327, 1]},
-    )  # 100,128 parameters
     response = client.post("/v1/jobs", json=spec)
     assert response.status_code == 202, response.get_json()
+    assert response.get_json()["spec"]["timeout"] == settings.JOB_TIMEOUT_DEFAULT
+
+
+def test_default_limits_refuse_a_runaway_job_naming_its_work_and_memory(client):
+    """2-997-997-1 on 1,000,000 samples for 1,000,000 steps: a trillion times the cap of
+    work, and more memory than a worker may take."""
+    spec = {
+        "model": {"inputs": 2, "layers": [997, 997, 1]},
+        "dataset": {"name": "moons", "samples": 1_000_000},
+        "steps": 1_000_000,
+    }
+    response = client.post("/v1/jobs", json=spec)
+    body = response.get_json()
+    check_problem(response.status_code, response.content_type, body, 422, "")
+    work, memory = (error["message"] for error in body["errors"])
+    assert "998,995 x 1,000,000 x 1,000,000 = 998,995,000,000,000,000" in work
+    assert f"the cap of {settings.MAX_JOB_WORK:,}" in work
+    assert f"the cap of {settings.MAX_JOB_MEMORY:,} bytes" in memory
+    one_step = client.post("/v1/jobs", json={**spec, "steps": 1}).get_json()
+    assert [e["message"] for e in one_step["errors"]] == [memory]  # refused for its memory
+    assert client.get("/v1/jobs").get_json()["items"] == []
+
+
+def test_a_timeout_above_the_maximum_is_422_and_a_given_one_is_kept(make_app):
+    client = make_app(MAX_JOB_TIMEOUT=600, JOB_TIMEOUT_DEFAULT=60).test_client()
+    response = client.post("/v1/jobs", json=small_spec(timeout=601))
+    check_problem(response.status_code, response.content_type, response.get_json(), 422, "timeout")
+    assert "at most 600" in response.get_json()["detail"]
+    for given, kept in [({"timeout": 600}, 600), ({}, 60), ({"timeout": None}, 60)]:
+        job = client.post("/v1/jobs", json=small_spec(**given)).get_json()
+        assert job["spec"]["timeout"] == kept
+        assert client.get(f"/v1/jobs/{job['id']}").get_json()["spec"]["timeout"] == kept
 
 
 def test_configured_limits_are_enforced(make_app, trained):
@@ -190,11 +226,19 @@ def test_configured_limits_are_enforced(make_app, trained):
         (small_spec(steps=51), "steps"),
         (small_spec(dataset={"samples": 21}), "dataset/samples"),
         (small_spec(model={"layers": [4, 1]}), "model/layers"),
+        (small_spec(timeout=0), "timeout"),
     ]:
         response = client.post("/v1/jobs", json=spec)
         check_problem(response.status_code, response.content_type, response.get_json(), 422, where)
     response = client.post(f"/v1/models/{trained['model_id']}/predict", json={"x": [[0, 0]] * 3})
     check_problem(response.status_code, response.content_type, response.get_json(), 422, "x")
+    # small_spec: 17 parameters x 16 samples x 5 steps = 1,360 of work
+    client = make_app(MAX_JOB_WORK=1_359).test_client()
+    response = client.post("/v1/jobs", json=small_spec())
+    check_problem(response.status_code, response.content_type, response.get_json(), 422, "")
+    assert "= 1,360, is above the cap of 1,359" in response.get_json()["detail"]
+    client = make_app(MAX_JOB_WORK=1_360).test_client()
+    assert client.post("/v1/jobs", json=small_spec()).status_code == 202
 
 
 def test_responses_are_strict_json(app):

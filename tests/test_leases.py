@@ -219,6 +219,22 @@ def test_only_the_dead_horses_worker_hands_its_job_back_at_once(store, enqueue, 
     assert reaper.lost(job_id, owner="host.1") == "queued"
 
 
+def test_a_cancelled_jobs_dead_horse_hands_nothing_back(store, enqueue, queue, reaper):
+    """A cancel kills the running job's horse; its worker's hand-back of a dead horse's job
+    (GradserveWorker.handle_work_horse_killed) then neither queues nor fails the job."""
+    job_id = queued_job(store, enqueue)
+    queue.empty()
+    run = store.start(job_id, owner="host.1", lease_ttl=30.0)
+    assert store.record(job_id, run.token, report(0, 1))
+    assert store.cancel(job_id, tenant=TENANT) == (True, "running")
+    assert reaper.lost(job_id, owner="host.1") is None
+    assert reaper.run_once() == ([], [], [])
+    job = store.get_job(job_id, tenant=TENANT)
+    assert job["status"] == "cancelled" and job["error"] is None
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1] and queue.get_job_ids() == []
+    assert store.redis.exists(store.keys.lease(job_id)) == 0
+
+
 def test_a_queued_job_whose_rq_job_vanished_gets_a_new_one(store, enqueue, queue, reaper):
     job_id = queued_job(store, enqueue)
     queue.empty()  # a worker took it and died before starting it
@@ -256,10 +272,10 @@ def test_a_lease_thread_renews_and_notices_a_cancel(store, enqueue):
         wait_until(lease.lost.is_set, timeout=2)
 
 
-def resumable_job(store, enqueue, queue, stop_after):
+def resumable_job(store, enqueue, queue, stop_after, spec=SPEC):
     """A job whose first run wrote its history and checkpoints (every 5 steps) up to
     `stop_after` steps and then died; handed back by the reaper's logic."""
-    spec = normalize_spec(SPEC)
+    spec = normalize_spec(spec)
     job_id = store.create_job(spec, enqueue, tenant=TENANT)[0]["id"]
     queue.empty()
     run = store.start(job_id, lease_ttl=5.0)
@@ -331,18 +347,30 @@ def test_a_hand_back_checkpoints_at_the_step_and_requeues(store, enqueue, queue,
     assert hidden(store, job_id, "rewound") == "0"
 
 
-def test_a_job_times_out_over_all_its_runs(store, enqueue, queue, monkeypatch):
-    monkeypatch.setenv("GRADSERVE_JOB_TIMEOUT", "3")
-    job_id, spec = resumable_job(store, enqueue, queue, stop_after=23)
+def test_a_job_times_out_over_all_its_runs(store, enqueue, queue):
+    timed = {**SPEC, "timeout": 3}
+    job_id, spec = resumable_job(store, enqueue, queue, stop_after=23, spec=timed)
     store.redis.hset(store.keys.job(job_id), "cp_seconds", "3.0")  # its first run used it all
     Reaper(store, queue, load_config({"LEASE_TTL": 1.0})).run_once()
     started = time.monotonic()
     jobs.run_training(job_id)
     job = store.get_job(job_id, tenant=TENANT)
-    assert job["status"] == "failed" and job["error"]["type"].endswith("timed-out")
-    assert "limit of 3 s" in job["error"]["detail"]
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "tag:gradserve,2026:problem/timeout"
+    assert "timeout of 3 s" in job["error"]["detail"] and job["error"]["timeout"] == 3
     assert time.monotonic() - started < 2.0  # at its first step
     assert store.history(job_id, tenant=TENANT)["step"] == list(range(21))
+
+
+def test_a_job_without_a_timeout_in_its_spec_has_the_default(store, enqueue, queue, monkeypatch):
+    monkeypatch.setenv("GRADSERVE_JOB_TIMEOUT_DEFAULT", "3")  # a spec from before the field
+    job_id, spec = resumable_job(store, enqueue, queue, stop_after=23)
+    assert spec["timeout"] is None
+    store.redis.hset(store.keys.job(job_id), "cp_seconds", "3.5")
+    Reaper(store, queue, load_config({"LEASE_TTL": 1.0})).run_once()
+    jobs.run_training(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
+    assert job["status"] == "failed" and job["error"]["type"].endswith("/timeout")
 
 
 def test_runs_racing_to_start_one_job_have_one_winner(store, enqueue, queue, redis_url):

@@ -1,8 +1,15 @@
 import json
+import time
 
 import pytest
 
 from engine import SpecError, normalize_spec
+from engine.spec import (
+    BASE_BYTES,
+    COMPILED_BYTES_PER_PARAMETER,
+    DATA_BYTES_PER_NUMBER,
+    job_memory,
+)
 
 DEMO = {
     "model": {"inputs": 2, "layers": [16, 16, 1], "activation": "relu"},
@@ -14,6 +21,7 @@ DEMO = {
     "batch_size": None,
     "seed": 1337,
     "engine": "compiled",
+    "timeout": None,  # no time limit unless the caller's limits give a default
 }
 
 
@@ -222,6 +230,62 @@ def test_limits_admit_what_they_name():
     normalize_spec(
         {"steps": 1000, "dataset": {"samples": 500}, "model": {"layers": [100, 100, 1]}}, limits
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "work"),
+    [
+        ({}, 337 * 100 * 100),  # the demo: 2-16-16-1, full batch of 100, 100 steps
+        ({"batch_size": 10}, 337 * 10 * 100),  # samples per step, not samples
+        ({"data": {"x": X2, "y": [1, -1, 1]}, "model": {"layers": [1]}, "steps": 7}, 3 * 3 * 7),
+    ],
+)
+def test_work_is_parameters_times_samples_per_step_times_steps(spec, work):
+    normalize_spec(spec, {"max_work": work})  # the cap itself is admitted
+    with pytest.raises(SpecError) as caught:
+        normalize_spec(spec, {"max_work": work - 1})
+    [error] = caught.value.errors
+    assert error["path"] == ""
+    assert f"= {work:,}, is above the cap of {work - 1:,}" in error["message"]
+
+
+def test_memory_estimate_grows_with_the_graph_each_engine_builds():
+    demo = job_memory(337, 100, 100, 3, "compiled")
+    assert demo == BASE_BYTES + COMPILED_BYTES_PER_PARAMETER * 337 + DATA_BYTES_PER_NUMBER * 300
+    # the compiled engine traces one sample; the reference engine a graph per sample
+    assert job_memory(337, 100_000, 100_000, 3, "compiled") < 2 * demo
+    assert job_memory(337, 100_000, 100_000, 3, "reference") > 10 * 2**30
+    assert job_memory(337, 100_000, 10, 3, "reference") < 2 * demo
+
+
+def test_memory_cap_refuses_before_anything_is_allocated():
+    runaway = {"model": {"layers": [997, 997, 1]}, "dataset": {"samples": 10**6}, "steps": 1}
+    started = time.perf_counter()
+    with pytest.raises(SpecError) as caught:
+        normalize_spec(runaway, {"max_memory": 2 * 2**30})
+    assert time.perf_counter() - started < 0.1
+    [error] = caught.value.errors
+    assert error["path"] == "" and "998,995 parameters, 1,000,000 samples" in error["message"]
+    assert "above the cap of 2,147,483,648 bytes" in error["message"]
+    normalize_spec({**runaway, "dataset": {"samples": 100}, "model": {"layers": [300, 1]}})
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({}, 3600), ({"timeout": None}, 3600), ({"timeout": 1}, 1), ({"timeout": 86_400}, 86_400)],
+)
+def test_timeout_defaults_and_is_kept(given, expected):
+    limits = {"default_timeout": 3600, "max_timeout": 86_400}
+    spec = normalize_spec(given, limits)
+    assert spec["timeout"] == expected
+    assert normalize_spec(spec, limits) == spec
+
+
+@pytest.mark.parametrize("timeout", [0, -5, 86_401, 1.5, "3600", True])
+def test_bad_timeout_is_named(timeout):
+    with pytest.raises(SpecError) as caught:
+        normalize_spec({"timeout": timeout}, {"default_timeout": 3600, "max_timeout": 86_400})
+    assert [e["path"] for e in caught.value.errors] == ["timeout"]
 
 
 def test_spec_must_be_an_object():

@@ -4,10 +4,12 @@ history batches, pagination cursors, idempotency under concurrency, and its keys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from service.errors import IdempotencyKeyReused, InvalidParameter
 from service.store import ApiKeys, GraphStore, JobStore, Keys, Report, WebhookSecrets
+from service.store import checkpoint as checkpoints
 from service.store.cursor import decode_cursor, encode_cursor
 
 from .service_helpers import TENANT
@@ -174,8 +176,64 @@ def test_checkpoint_is_stored_with_its_history(store):
     checkpoint = {"version": 1, "step": 2, "parameters": [0.5]}
     assert store.record(job_id, token, report(0, 1, checkpoint=checkpoint, trained_seconds=0.5))
     assert store.checkpoint(job_id) == checkpoint
+    assert store.redis.get(store.keys.checkpoint(job_id)).startswith(checkpoints.MAGIC)
     assert store.history(job_id, tenant=TENANT)["step"][-1] + 1 == checkpoint["step"]
     assert store.redis.hget(store.keys.job(job_id), "trained_seconds") == b"0.5"
+
+
+CHECKPOINTS = [
+    {"version": 1, "step": 2, "parameters": [0.5, -1e-300, 1 / 3]},
+    {
+        "version": 1,
+        "step": 7,
+        "parameters": np.array([0.1, 2.5e300, -0.0]),
+        "optimizer": {"name": "adam", "t": 7, "m": np.arange(3.0) / 7, "v": np.zeros(3)},
+    },
+    {"version": 1, "step": 1, "parameters": [], "optimizer": {"name": "sgd", "velocity": None}},
+]
+
+
+@pytest.mark.parametrize("checkpoint", CHECKPOINTS)
+def test_a_checkpoint_round_trips_bit_for_bit(checkpoint):
+    data = checkpoints.encode(checkpoint)
+    assert data.startswith(checkpoints.MAGIC)
+    back = checkpoints.decode(data)
+
+    def same(a, b):
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, np.ndarray):  # arrays stay arrays, with the very same bits
+            return isinstance(b, np.ndarray) and a.tobytes() == b.tobytes()
+        return type(a) is type(b) and a == b
+
+    assert same(checkpoint, back)
+
+
+def test_a_checkpoint_is_raw_float64_bytes_not_json_text():
+    vector = np.random.default_rng(0).standard_normal(300_000)
+    state = {"version": 1, "step": 9, "parameters": vector, "optimizer": {"m": vector}}
+    data = checkpoints.encode(state)
+    assert 2 * 8 * 300_000 <= len(data) < 2 * 8 * 300_000 + 200
+    as_lists = checkpoints.encode({**state, "parameters": vector.tolist()})
+    assert abs(len(as_lists) - len(data)) < 10  # lists of floats are stored as bytes too
+
+
+def test_a_json_checkpoint_of_an_older_version_still_reads():
+    assert checkpoints.decode(b'{"version":1,"step":3,"parameters":[0.5]}')["step"] == 3
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"pickle",
+        checkpoints.MAGIC + b"\x07\x00\x00\x00\x02{}",  # an unknown format
+        checkpoints.encode({"parameters": np.zeros(2)})[:-1],  # cut short
+        checkpoints.encode({"parameters": np.zeros(2)}) + b"\x00",  # trailing bytes
+    ],
+)
+def test_bytes_that_are_not_a_checkpoint_are_refused(data):
+    with pytest.raises(ValueError):
+        checkpoints.decode(data)
 
 
 def test_pages_are_newest_first_and_cursors_survive_equal_times(store):

@@ -175,20 +175,28 @@ RESUMABLE = [
 ]
 
 
+SAVED_AS = {  # a checkpoint as JSON text, and with numpy arrays (the store's binary form)
+    "json": (lambda progress: json.dumps(progress.checkpoint()), json.loads),
+    "arrays": (lambda progress: progress.checkpoint(arrays=True), lambda saved: saved),
+}
+
+
+@pytest.mark.parametrize("form", SAVED_AS)
 @pytest.mark.parametrize("extra", RESUMABLE)
-def test_resumed_run_repeats_the_uninterrupted_one_exactly(extra):
+def test_resumed_run_repeats_the_uninterrupted_one_exactly(extra, form):
     spec = {**SMALL, **extra}
+    save, load = SAVED_AS[form]
     straight = train(spec)
     saved = {}
 
     def save_at_step_3(progress):
         if progress.step == 3:
-            saved["checkpoint"] = json.dumps(progress.checkpoint())
+            saved["checkpoint"] = save(progress)
             raise KeyboardInterrupt  # the worker dies here
 
     with pytest.raises(KeyboardInterrupt):
         train(spec, on_step=save_at_step_3)
-    resumed = train(spec, checkpoint=json.loads(saved["checkpoint"]))
+    resumed = train(spec, checkpoint=load(saved["checkpoint"]))
     assert resumed.step == [4, 5, 6, 7]
     assert straight.loss[:4] + resumed.loss == straight.loss
     assert straight.accuracy[4:] == resumed.accuracy

@@ -1,6 +1,7 @@
 """The worker's job functions and its recorder, run in this process against the real Redis
 (the end-to-end tests run them in real rq workers)."""
 
+import numpy as np
 import pytest
 
 from engine.data import make_moons
@@ -24,8 +25,13 @@ class Progress:
     def __init__(self, step, steps=100):
         self.step, self.steps, self.loss, self.accuracy = step, steps, 1.0 / (step + 1), 0.5
 
-    def checkpoint(self):
-        return {"version": 1, "step": self.step + 1, "parameters": [0.0]}
+    def checkpoint(self, arrays=False):
+        parameters = [0.0, float(self.step)]
+        return {
+            "version": 1,
+            "step": self.step + 1,
+            "parameters": np.array(parameters) if arrays else parameters,
+        }
 
 
 def submit(client, spec):
@@ -65,6 +71,7 @@ def test_recorder_checkpoints_every_second_with_the_history_up_to_it(store, runn
         record(Progress(step))
     checkpoint = store.checkpoint(job_id)
     assert checkpoint is not None and checkpoint["step"] == 51  # taken at 1.0 s, after step 50
+    assert checkpoint["parameters"].tolist() == [0.0, 50.0]  # stored as float64 bytes
     assert store.redis.llen(store.keys.history(job_id)) == 4  # 0.25, 0.5, 0.75 and 1.0 s
     assert store.history(job_id, tenant=TENANT)["step"] == list(range(checkpoint["step"]))
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..strictjson import dumps
+from . import checkpoint
 from .ids import now
 
 Json = dict[str, Any]
@@ -23,13 +24,13 @@ class Change:
     tenant: str | None = None  # whose job it must be (None: anyone's; the workers' side)
     token: str | None = None  # the run that must still hold the job (None: any)
     history: Json | None = None  # a batch of steps, which must continue the stored history
-    checkpoint: Json | None = None  # the latest checkpoint; it goes with the history so far
+    checkpoint: Json | None = None  # the latest checkpoint (stored binary, store.checkpoint)
     model: Json | None = None  # the model document, stored under its id
     publish_cancel: bool = False  # tell a running job it was cancelled
     fields: Mapping[str, Any] = field(default_factory=dict)  # job fields, stored as JSON
     hidden: Mapping[str, Any] = field(default_factory=dict)  # hidden fields, stored as text
 
-    def script_args(self, job_id: str, cancel_channel: str) -> list[str]:
+    def script_args(self, job_id: str, cancel_channel: str) -> list[str | bytes]:
         """ARGV of scripts.UPDATE (the script documents them)."""
         steps = self.history["step"] if self.history else []
         named: Json = {"allowed": list(self.allowed)}
@@ -51,7 +52,7 @@ class Change:
             job_id,
             dumps(named),
             dumps(self.history) if steps else "",
-            dumps(self.checkpoint) if self.checkpoint else "",
+            checkpoint.encode(self.checkpoint) if self.checkpoint else "",
             dumps(self.model) if self.model else "",
         ]
 

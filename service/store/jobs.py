@@ -1,7 +1,8 @@
 """Training jobs in Redis: a job is a hash (the source of truth, written in the same
 transaction as its enqueue), indexed in sorted sets by creation time (every job's, and its
-tenant's own); its history a list of JSON batches; its latest checkpoint a string; while it
-runs, a lease; its model, once it succeeded, a hash of the document and the tenant.
+tenant's own); its history a list of JSON batches; its latest checkpoint a string (binary:
+store.checkpoint); while it runs, a lease; its model, once it succeeded, a hash of the
+document and the tenant.
 
 A job, and the model it trains, belong to the tenant that submitted it: every read the API
 makes names the tenant, and another tenant's job or model reads as no job at all.
@@ -22,6 +23,7 @@ import redis
 from .. import settings
 from ..errors import IdempotencyKeyReused
 from ..strictjson import dumps
+from . import checkpoint as checkpoints
 from . import scripts
 from .cancel import CancelListener, listen
 from .changes import Change, Json, Report
@@ -215,7 +217,7 @@ class JobStore:
 
     def checkpoint(self, job_id: str) -> Json | None:
         raw = self.redis.get(self.keys.checkpoint(job_id))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else checkpoints.decode(raw)
 
     def get_model(self, model_id: str, *, tenant: str) -> Json | None:
         """The model document, if it is `tenant`'s (None otherwise, as for no model)."""
@@ -290,7 +292,7 @@ class JobStore:
             int(attempt),
             token,
             json.loads(spec),
-            json.loads(checkpoint) if checkpoint else None,
+            checkpoints.decode(checkpoint) if checkpoint else None,
             float(seconds),
         )
 

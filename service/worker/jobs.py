@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import redis
@@ -25,6 +26,7 @@ from ..store.changes import Json
 from ..store.ids import new_id
 from ..store.queue import connect, make_queue, training_enqueuer
 from ..strictjson import dumps, loads
+from .deadline import Deadline
 from .lease import Lease, hand_back_requested
 from .recorder import JobHandedBack, JobStopped, JobTimedOut, Pace, Recorder, Watch
 
@@ -77,16 +79,29 @@ def run_training(job_id: str) -> None:
                 hand_back_requested,
                 training_enqueuer(make_queue(store.redis, config)),
             )
-            recorder = Recorder(store, job_id, run, Pace.from_config(config), watch)
+            recorder = Recorder(store, job_id, run, Pace.from_config(config, run.spec), watch)
             log.info("job %s: run %d from step %d", job_id, run.attempt, recorder.progress["step"])
             try:
-                _train(job_id, run, recorder)
+                with _deadline(job_id, run, recorder, in_horse=rq_job is not None):
+                    _train(job_id, run, recorder)
             except JobStopped:
                 log.info("job %s: stopped (cancelled, or no longer this run's)", job_id)
             except JobHandedBack:
                 log.info(
                     "job %s: handed back to the queue at step %d", job_id, recorder.progress["step"]
                 )
+
+
+def _deadline(
+    job_id: str, run: Run, recorder: Recorder, in_horse: bool
+) -> AbstractContextManager[object]:
+    """In a work-horse, the job's timeout kept inside a step too (it ends the process)."""
+    limit = recorder.pace.time_limit
+    if not in_horse or limit is None:
+        return nullcontext()
+    return Deadline(
+        job_id, limit - run.trained_seconds, lambda: recorder.fail(problems.timeout(limit))
+    )
 
 
 def _train(job_id: str, run: Run, recorder: Recorder) -> None:
@@ -99,10 +114,10 @@ def _train(job_id: str, run: Run, recorder: Recorder) -> None:
         recorder.fail(problems.diverged(exc))
         return
     except JobTimedOut as exc:
-        recorder.fail(problems.timed_out(exc.limit))
+        recorder.fail(problems.timeout(exc.limit))
         return
-    except JobTimeoutException:  # rq's own limit, a backstop for one run stuck in a step
-        recorder.fail(problems.timed_out(recorder.pace.time_limit))
+    except JobTimeoutException:  # rq's own limit (JOB_TIMEOUT), a backstop
+        recorder.fail(problems.timeout(recorder.pace.time_limit))
         return
     except Exception:
         log.exception("job %s failed", job_id)

@@ -2,6 +2,7 @@
 REDIS_URL. Start as many as you like, on any machine that reaches that Redis."""
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -13,13 +14,15 @@ from typing import Any
 
 import redis
 from rq import Worker
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from ..config import load_config
 from ..store import JobStore
 from ..store.queue import TRAIN, connect, make_queue
+from .allowlist import GradserveJob, refusal
+from .cancel_watch import CancelWatch
 from .lease import hand_back_requested
 from .reaper import Reaper
 
@@ -27,8 +30,13 @@ log = logging.getLogger("gradserve.worker")
 
 
 class GradserveWorker(Worker):
-    """rq's forking worker, made to lose no job:
+    """rq's forking worker, made to run only gradserve's job functions and to lose no job:
 
+    - A queue entry naming anything else (another function, callbacks, webhooks,
+      dependencies) is refused before anything is imported: failed into rq's failed
+      registry and logged (service.worker.allowlist).
+    - A cancel of the training job it runs kills its work-horse at once
+      (service.worker.cancel_watch), even inside one long step.
     - SIGTERM or Ctrl-C (rq's warm shutdown) is passed on to the work-horse, whose job
       checkpoints and hands itself back to the queue at its next step; then the worker
       exits. A second one (rq's cold shutdown) kills the horse and hands its job back from
@@ -45,6 +53,7 @@ class GradserveWorker(Worker):
         self.config = config if config is not None else load_config()
         self._running: Job | None = None
         self._reaper: Reaper | None = None
+        self._cancel_watch: CancelWatch | None = None
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         super().bootstrap(*args, **kwargs)
@@ -62,11 +71,53 @@ class GradserveWorker(Worker):
         return Reaper(JobStore(connection), make_queue(connection, self.config), self.config)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        reason = refusal(job)
+        if reason is not None:
+            self._refuse(job, queue, reason)
+            return
         self._running = job
         try:
-            super().execute_job(job, queue)
+            with self._watch_for_cancel(job):
+                super().execute_job(job, queue)
         finally:
             self._running = None
+            self._cancel_watch = None
+            self._stopped_job_id = None  # set by a cancel the horse beat to its end
+
+    def _refuse(self, job: Job, queue: Queue, reason: str) -> None:
+        """Fail a queue entry that is not one of gradserve's jobs, touching nothing it names
+        (no callback, no webhook, no dependents: not rq's handle_job_failure)."""
+        log.error("refused rq job %s: %s", job.id, reason)
+        with self.connection.pipeline() as pipe:
+            job.set_status(JobStatus.FAILED, pipeline=pipe)
+            job._handle_failure(f"refused by gradserve's worker: {reason}", pipe, self.name)
+            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            pipe.execute()
+
+    def _watch_for_cancel(self, job: Job) -> CancelWatch | contextlib.nullcontext[None]:
+        if job.func_name != TRAIN or self._reaper is None:
+            return contextlib.nullcontext()
+        self._cancel_watch = CancelWatch(
+            self._reaper.store, job.args[0], lambda: self._stop_horse(job)
+        )
+        return self._cancel_watch
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        super().fork_work_horse(job, queue)  # only the worker returns from it
+        if self._cancel_watch is not None:
+            self._cancel_watch.start()
+
+    def _stop_horse(self, job: Job) -> None:
+        """Kill the horse (its process group) now: rq then records its rq job as stopped on
+        request, and no hand-back is tried (the job is cancelled already)."""
+        pid = self.horse_pid
+        if not pid:
+            return
+        self._stopped_job_id = job.id
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the horse leads its own process group
+        except ProcessLookupError:
+            pass  # it ended on its own meanwhile
 
     def setup_work_horse_signals(self) -> None:
         """In the horse: Ctrl-C is the worker's to handle; SIGTERM asks for a hand-back."""
@@ -156,10 +207,13 @@ def main(argv: list[str] | None = None) -> None:
     wait_for_redis(connection)
     warn_if_not_durable(connection)
     name = args.name or f"{socket.gethostname()}.{os.getpid()}"
+    queue = make_queue(connection, config)
+    queue.job_class = GradserveJob  # its registries' clean-ups too
     worker = GradserveWorker(
-        [make_queue(connection, config)],
+        [queue],
         connection=connection,
         serializer=JSONSerializer,
+        job_class=GradserveJob,
         name=name,
         config=config,
     )

@@ -32,10 +32,10 @@ class JobHandedBack(Exception):
 
 
 class JobTimedOut(Exception):
-    """The job trained past its time limit (all its runs together)."""
+    """The job trained past its timeout (all its runs together)."""
 
     def __init__(self, limit: float) -> None:
-        super().__init__(f"the job ran past its limit of {limit} s")
+        super().__init__(f"the job trained past its timeout of {limit} s")
         self.limit = limit
 
 
@@ -49,11 +49,14 @@ class Pace:
     patience: float = settings.WRITE_PATIENCE  # seconds a final write waits for Redis
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "Pace":
+    def from_config(cls, config: Mapping[str, Any], spec: Json | None = None) -> "Pace":
+        """The pace of a job with `spec`: its `timeout` (a spec older than the field has
+        JOB_TIMEOUT_DEFAULT's)."""
+        timeout = (spec or {}).get("timeout") or config["JOB_TIMEOUT_DEFAULT"]
         return cls(
             config["HISTORY_FLUSH_INTERVAL"],
             config["CHECKPOINT_INTERVAL"],
-            config["JOB_TIMEOUT"],
+            timeout,
             config["WRITE_PATIENCE"],
         )
 
@@ -79,7 +82,11 @@ class Recorder:
     a write that fails because Redis is unreachable keeps its steps for the next flush while
     training goes on. It raises JobStopped at the first step after a cancel or a lost
     lease, and when a write is refused; JobHandedBack once it gave the job back; JobTimedOut
-    past the time limit."""
+    past the time limit.
+
+    Its steps and its end are written under `lock`, so a thread may end the run between two
+    writes (service.worker.deadline); a run writes one end (a result, a failure or a
+    hand-back), the first."""
 
     def __init__(
         self,
@@ -100,8 +107,14 @@ class Recorder:
         self.started = clock()
         self.next_flush = self.started + pace.flush_interval
         self.next_checkpoint = self.started + pace.checkpoint_interval
+        self.lock = threading.RLock()
+        self.ended = False
 
     def __call__(self, progress: Any) -> None:
+        with self.lock:
+            self._record(progress)
+
+    def _record(self, progress: Any) -> None:
         accuracy = None if progress.accuracy is None else float(progress.accuracy)
         loss = float(progress.loss)
         self.batch["step"].append(progress.step)
@@ -113,13 +126,13 @@ class Recorder:
         if watch.cancel.cancelled() or (watch.lease is not None and watch.lease.lost.is_set()):
             raise JobStopped(self.job_id)
         if watch.hand_back is not None and watch.hand_back.is_set():
-            self.hand_back(progress.checkpoint())
+            self.hand_back(progress.checkpoint(arrays=True))
         now = self.clock()
         limit = self.pace.time_limit
         if limit is not None and self.trained(now) > limit:
             raise JobTimedOut(limit)
         if now >= self.next_checkpoint:
-            self.flush(progress.checkpoint())
+            self.flush(progress.checkpoint(arrays=True))
         elif now >= self.next_flush:
             self.flush()
 
@@ -150,16 +163,25 @@ class Recorder:
 
     def complete(self, model: Json) -> bool:
         """The job succeeded: the rest of the history, the model, the final status."""
-        return bool(self._patiently(lambda: self._write(model=model)))
+        return self._end(lambda: self._write(model=model))
 
     def fail(self, error: Json) -> bool:
         """The job failed: the rest of the history (kept), and the problem."""
-        return bool(self._patiently(lambda: self._write(error=error)))
+        return self._end(lambda: self._write(error=error))
+
+    def _end(self, write: Callable[[], bool]) -> bool:
+        """The run's end, written unless it has one already; False if not written."""
+        with self.lock:
+            if self.ended:
+                return False
+            self.ended = True
+            return bool(self._patiently(write))
 
     def hand_back(self, checkpoint: Json | None) -> None:
         """Give the job back to the queue with its steps so far and `checkpoint` (None: back
         to the checkpoint Redis has); raises JobHandedBack, or JobStopped if it was not
         this run's any more (or Redis stayed unreachable: the reaper will hand it back)."""
+        self.ended = True  # (under the lock: called while recording a step)
         enqueue = self.watch.enqueue
         if enqueue is None:
             raise JobStopped(self.job_id)  # no queue to hand it back to

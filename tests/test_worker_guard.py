@@ -1,0 +1,198 @@
+"""No job runs away with a worker, and a worker runs nothing but gradserve's job functions:
+a real `python -m service.worker` process against the real Redis. A queue entry naming any
+other function (or callbacks, or dependencies) is refused and logged, and creates nothing;
+a cancel kills the work-horse inside one long step within 2 s; a timeout ends a job inside
+one long step; after each, the worker takes the next job."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from rq.callbacks import Callback
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
+
+from engine.spec import normalize_spec
+from service.config import limits, load_config
+from service.store.queue import TRAIN, make_queue, training_enqueuer
+
+from .service_helpers import TENANT, exited, small_spec, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SETTINGS = {"GRADSERVE_LEASE_TTL": "2", "GRADSERVE_REAPER_INTERVAL": "0.5"}
+# One long step: 2-256-256-1 (66,817 parameters) on 40,000 samples, seconds a step here.
+LONG_STEPS = {
+    "model": {"inputs": 2, "layers": [256, 256, 1]},
+    "dataset": {"name": "moons", "samples": 40_000},
+    "steps": 50,
+}
+WORK_CAP = 66_817 * 40_000 * 50  # the test's cap: the long job is admitted, just
+
+
+class Worker:
+    """A worker process, its log, and what it runs."""
+
+    def __init__(self, redis_url, directory):
+        self.log_path = directory / "worker.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, **SETTINGS, "REDIS_URL": redis_url}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service.worker", "--name", f"guard.{os.getpid()}"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def horse(self):
+        """The work-horse's pid (its only child), once it has one."""
+        return psutil.Process(self.process.pid).children()[0].pid
+
+    def text(self):
+        return self.log_path.read_text()
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def worker(redis_client, redis_url, tmp_path):
+    running = Worker(redis_url, tmp_path)
+    wait_until(lambda: redis_client.smembers("rq:workers"), timeout=20)
+    yield running
+    running.stop()
+    assert running.process.returncode == 0
+
+
+@pytest.fixture
+def queue(redis_client):
+    return make_queue(redis_client, load_config())
+
+
+def submit(store, queue, spec, **config):
+    """A job as the API queues it (its spec judged with the limits of `config`)."""
+    normalized = normalize_spec(spec, limits(load_config(config)))
+    return store.create_job(normalized, training_enqueuer(queue), tenant=TENANT)[0]["id"]
+
+
+def cpu_seconds(process, over):
+    """CPU time `process` spends in the next `over` seconds."""
+    before = sum(process.cpu_times()[:2])
+    time.sleep(over)
+    return sum(process.cpu_times()[:2]) - before
+
+
+def job_of(store, job_id):
+    return store.get_job(job_id, tenant=TENANT)
+
+
+def finished(store, job_id, timeout=30):
+    done = ("succeeded", "failed", "cancelled")
+    return wait_until(lambda: (job := job_of(store, job_id))["status"] in done and job, timeout)
+
+
+def test_a_queue_entry_naming_another_function_is_refused_and_logged(
+    worker, store, queue, redis_client, tmp_path
+):
+    made = tmp_path / "made"
+
+    def raw(rq_id, data, **fields):
+        """An entry written with redis-py straight into rq's structures."""
+        redis_client.hset(
+            f"rq:job:{rq_id}",
+            mapping={
+                "data": json.dumps(data),
+                "status": "queued",
+                "origin": queue.name,
+                "created_at": "2026-01-01T00:00:00.000000Z",
+                **fields,
+            },
+        )
+        redis_client.rpush(queue.key, rq_id)
+        return rq_id
+
+    evil = [
+        queue.enqueue("os.makedirs", str(made / "by-name")).id,
+        # gradserve's own function, but naming a callback rq would import and call
+        queue.enqueue(TRAIN, "0" * 32, on_failure=Callback("os.makedirs")).id,
+        raw("raw", ["os.makedirs", None, [str(made / "raw")], {}]),
+        # gradserve's own function, depending on another rq job
+        raw("dependent", [TRAIN, None, ["1" * 32], {}], dependency_ids='["other"]'),
+    ]
+    job_id = submit(store, queue, small_spec())  # a real job behind them
+
+    assert finished(store, job_id)["status"] == "succeeded"
+    assert not made.exists()
+    assert set(FailedJobRegistry(queue=queue).get_job_ids()) == set(evil)
+    log = worker.text()
+    for rq_id in evil:
+        assert f"refused rq job {rq_id}" in log
+        job = Job.fetch(rq_id, connection=redis_client, serializer=queue.serializer)
+        assert job.get_status() == JobStatus.FAILED
+        assert "refused" in job.latest_result().exc_string
+    assert "it names 'os.makedirs', not one of gradserve's job functions" in log
+    assert "it names callbacks {'failure': 'os.makedirs'}" in log
+    assert "it depends on rq jobs ['other']" in log
+    assert worker.process.poll() is None  # serving on
+
+
+def test_cancel_stops_the_horse_inside_one_long_step_within_2_s(worker, store, queue):
+    job_id = submit(store, queue, LONG_STEPS, MAX_JOB_WORK=WORK_CAP)
+    running = wait_until(lambda: (job := job_of(store, job_id))["progress"]["step"] >= 1 and job)
+    assert running["status"] == "running"  # step 0 is stored: the horse is in step 1
+    horse = psutil.Process(worker.horse())
+    assert cpu_seconds(horse, 0.5) > 0.05  # computing
+    ticket = store.redis.hget(store.keys.job(job_id), "ticket").decode()
+
+    store.cancel(job_id, tenant=TENANT)
+    cancelled = time.monotonic()
+    wait_until(lambda: exited(horse.pid), timeout=2, interval=0.01)
+    stopped_in = time.monotonic() - cancelled
+    assert stopped_in < 2.0
+
+    time.sleep(1.0)  # whatever the worker does after its horse died, it is done by now
+    job = job_of(store, job_id)
+    assert job["status"] == "cancelled" and job["progress"]["step"] == running["progress"]["step"]
+    assert store.history(job_id, tenant=TENANT)["step"] == list(range(job["progress"]["step"]))
+    assert queue.get_job_ids() == []  # nothing handed back
+    rq_job = Job.fetch(ticket, connection=store.redis, serializer=queue.serializer)
+    assert rq_job.get_status() == JobStatus.STOPPED  # stopped on request, not a crash
+    assert f"job {job_id} was cancelled: stopping its work-horse" in worker.text()
+
+    after = submit(store, queue, small_spec())
+    assert finished(store, after)["status"] == "succeeded"
+    print(f"\ncancel inside a long step: the horse stopped in {stopped_in:.2f} s")
+
+
+def test_a_timeout_ends_a_job_inside_one_long_step(worker, store, queue):
+    # setting up takes seconds, a step about ten: past 4 s it is computing, far from done
+    longer = {**LONG_STEPS, "dataset": {"name": "moons", "samples": 200_000}, "steps": 10}
+    job_id = submit(store, queue, {**longer, "timeout": 4}, MAX_JOB_WORK=WORK_CAP)
+    started = time.monotonic()
+    wait_until(lambda: job_of(store, job_id)["status"] == "running")
+    horse = worker.horse()
+    job = finished(store, job_id, timeout=10)
+    took = time.monotonic() - started
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "tag:gradserve,2026:problem/timeout"
+    assert job["error"]["timeout"] == 4 and "timeout of 4 s" in job["error"]["detail"]
+    assert took < 4 + 1 + 3  # the timeout, the grace, and time to start and write
+    wait_until(lambda: exited(horse), timeout=2)
+    assert store.history(job_id, tenant=TENANT)["step"] == list(range(job["progress"]["step"]))
+    assert job["progress"]["step"] <= 1  # a step takes seconds
+    print(f"\ntimeout of 4 s inside a long step: failed after {took:.2f} s")
+
+    after = submit(store, queue, small_spec())
+    assert finished(store, after)["status"] == "succeeded"
+    assert job_of(store, job_id)["status"] == "failed"  # the dead horse handed nothing back
