@@ -1,6 +1,9 @@
 """Training jobs in Redis: a job is a hash (the source of truth, written in the same
 transaction as its enqueue), indexed in sorted sets by creation time; its history a list
-of JSON batches; its latest checkpoint a string; while it runs, a lease.
+of JSON batches; its latest checkpoint a string; its inline data, if any, a string of its
+own (the hash holds a summary); while it runs, a lease. A finished job expires with all of
+these and its model after its retention (`scripts.UPDATE`); the reaper then sweeps the
+indexes (`service.store.retention`).
 
 A job's status changes only through the Lua scripts of `service.store.scripts`, which check
 the current status (and the token of the run writing) first, so a cancel and a finish
@@ -22,8 +25,10 @@ from . import scripts
 from .cancel import CancelListener, listen
 from .changes import Change, Json, Report
 from .cursor import decode_cursor, encode_cursor
+from .full import refused_when_full
 from .history import HistoryMismatch, join_batches
 from .ids import ID_PATTERN, new_id, now
+from .jobdata import canonical, summary
 from .keys import Keys
 from .queue import Enqueue
 
@@ -49,11 +54,24 @@ class Run(NamedTuple):
     trained_seconds: float  # training time the checkpoint stands for
 
 
+def retention_ms(days: float) -> int:
+    """RETENTION_DAYS as the milliseconds Redis takes (at least 1)."""
+    return max(1, round(days * 86_400_000))
+
+
 class JobStore:
-    def __init__(self, connection: redis.Redis, prefix: str = "gradserve") -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        prefix: str = "gradserve",
+        retention_days: float = settings.RETENTION_DAYS,
+    ) -> None:
         self.redis = connection
         self.keys = Keys(prefix)
         self.scripts = scripts.register(connection)
+        self.retention_ms = retention_ms(retention_days)
+        """Given to each job created here; jobs keep their own (and older ones without one
+        get this when they finish)."""
 
     # -- the API's side: create, read, list, cancel -----------------------------------------
 
@@ -62,15 +80,25 @@ class JobStore:
         spec: Json,
         enqueue: Enqueue,
         idempotency: tuple[str, str, int] | None = None,
+        data: Json | None = None,
     ) -> tuple[Json, bool]:
         """Write a queued job and call `enqueue(pipeline, job_id)` in one transaction (it
         returns the rq job id that may start the job, or None for any).
 
         `idempotency` = (key, fingerprint of the request, seconds to remember it): a key
         seen before with the same fingerprint gives back that job (and True); with
-        another, IdempotencyKeyReused.
+        another, IdempotencyKeyReused. A key whose job is gone (deleted, expired) is
+        forgotten: a new job is made.
+
+        Inline data (`spec["data"]`; `data`, the data as the client sent it, is what is
+        kept, when given) is stored under a key of its own; the record's spec holds its
+        summary.
         """
         job_id, created = new_id(), time.time_ns() // 1000
+        inline = None
+        if "data" in spec:
+            inline = canonical(spec["data"] if data is None else data)
+            spec = {**spec, "data": summary(spec["data"], inline)}
         record = {
             "id": job_id,
             "status": "queued",
@@ -91,14 +119,23 @@ class JobStore:
                         key, fingerprint, ttl = idempotency
                         pipe.watch(self.keys.idempotency(key))
                         seen = pipe.get(self.keys.idempotency(key))
-                        if seen is not None:
+                        replayed = seen and self._replay(pipe, seen.decode(), fingerprint)
+                        if replayed:
                             pipe.unwatch()
-                            return self._replay(seen.decode(), fingerprint), True
+                            return replayed, True
                     pipe.multi()
                     pipe.hset(
                         self.keys.job(job_id),
-                        mapping={"id": job_id, "status": "queued", "attempt": 0, **fields},
+                        mapping={
+                            "id": job_id,
+                            "status": "queued",
+                            "attempt": 0,
+                            "retention_ms": self.retention_ms,
+                            **fields,
+                        },
                     )
+                    if inline is not None:
+                        pipe.set(self.keys.data(job_id), inline)
                     pipe.zadd(self.keys.jobs(), {job_id: created})
                     pipe.zadd(self.keys.jobs("queued"), {job_id: created})
                     if idempotency is not None:
@@ -111,10 +148,12 @@ class JobStore:
                 except redis.WatchError:
                     continue  # the same key was used at the same moment: read it again
 
-    def _replay(self, seen: str, fingerprint: str) -> Json:
+    def _replay(self, pipe: redis.client.Pipeline, seen: str, fingerprint: str) -> Json | None:
+        """The job an Idempotency-Key made (None if it is gone: the key is made anew)."""
         seen_fingerprint, job_id = seen.split(" ")
-        job = self.get_job(job_id)
-        if seen_fingerprint != fingerprint or job is None:
+        pipe.watch(self.keys.job(job_id))  # deleted meanwhile: look again
+        job = self._decode_job(pipe.hgetall(self.keys.job(job_id)))
+        if job is not None and seen_fingerprint != fingerprint:
             raise IdempotencyKeyReused()
         return job
 
@@ -178,9 +217,28 @@ class JobStore:
         )
         return self.apply(job_id, change)
 
-    def history(self, job_id: str, since: int = 0) -> Json:
-        batches = self.redis.lrange(self.keys.history(job_id), 0, -1)
-        return {"job_id": job_id, **join_batches(batches, since)}
+    def history(self, job_id: str, since: int = 0, limit: int | None = None) -> Json:
+        """The steps from `since` on: all of them, or at most `limit`, read from the batches
+        that hold them only; `next_since` is where the next page starts (None: nothing
+        more is stored yet)."""
+        if limit is None:
+            batches = self.redis.lrange(self.keys.history(job_id), 0, -1)
+            return {"job_id": job_id, **join_batches(batches, since), "next_since": None}
+        batches, more = self.scripts.history_page(
+            keys=[self.keys.history(job_id)], args=[since, limit]
+        )
+        page = join_batches(batches, since)
+        cut = bool(more) or len(page["step"]) > limit
+        page = {name: values[:limit] for name, values in page.items()}
+        next_since = page["step"][-1] + 1 if cut and page["step"] else None
+        return {"job_id": job_id, **page, "next_since": next_since}
+
+    def job_data(self, job_id: str) -> bytes | None:
+        """A job's inline data as the canonical JSON text its summary hashes (None: the
+        job has none, or no such job)."""
+        if not ID_PATTERN.fullmatch(job_id):
+            return None
+        return self.redis.get(self.keys.data(job_id))
 
     def checkpoint(self, job_id: str) -> Json | None:
         raw = self.redis.get(self.keys.checkpoint(job_id))
@@ -191,6 +249,24 @@ class JobStore:
             return None
         raw = self.redis.get(self.keys.model(model_id))
         return None if raw is None else json.loads(raw)
+
+    # -- deleting (only removals: they work when Redis is full) -------------------------------
+
+    def delete_job(self, job_id: str) -> bool:
+        """Delete a job, its history, checkpoint, inline data and index entries at once;
+        a queued one never starts, a running one is told to cancel (and every later write
+        of its run is refused: there is no job). Its model stays. False: no such job."""
+        if not ID_PATTERN.fullmatch(job_id):
+            return False
+        args = [job_id, self.keys.cancel_channel(job_id)]
+        with refused_when_full():
+            return bool(self.scripts.delete(keys=self.job_keys(job_id), args=args))
+
+    def delete_model(self, model_id: str) -> bool:
+        """False: no such model. The job that trained it keeps naming it in `model_id`."""
+        return ID_PATTERN.fullmatch(model_id) is not None and bool(
+            self.redis.delete(self.keys.model(model_id))
+        )
 
     # -- every guarded change -----------------------------------------------------------------
 
@@ -205,6 +281,8 @@ class JobStore:
             k.lease(job_id),
             k.stranded(job_id),
             k.jobs(),
+            k.data(job_id),
+            k.expiry(),
             *(k.jobs(s) for s in scripts.STATUSES),
         ]
 
@@ -217,10 +295,12 @@ class JobStore:
         only queued: (True, '')."""
         keys = self.job_keys(job_id, change.model["id"] if change.model else "-")
         args = change.script_args(job_id, self.keys.cancel_channel(job_id))
+        args.append(str(self.retention_ms))
         if client is not None:
             self.scripts.update(keys=keys, args=args, client=client)
             return True, ""
-        done, status, *mismatch = self.scripts.update(keys=keys, args=args)
+        with refused_when_full():
+            done, status, *mismatch = self.scripts.update(keys=keys, args=args)
         if mismatch:
             raise HistoryMismatch(int(mismatch[1]), mismatch[0] == b"behind")
         return bool(done), status.decode()
@@ -240,17 +320,21 @@ class JobStore:
         `ticket`, the rq job starting it, is not the job's own any more). The same `token`
         again gives the same run back (a retried start)."""
         token = token or new_id()[:16]
-        reply = self.scripts.start(
-            keys=self.job_keys(job_id),
-            args=[job_id, ticket or "", token, int(lease_ttl * 1000), owner, dumps(now())],
-        )
+        with refused_when_full():
+            reply = self.scripts.start(
+                keys=self.job_keys(job_id),
+                args=[job_id, ticket or "", token, int(lease_ttl * 1000), owner, dumps(now())],
+            )
         if not reply[0]:
             return None
-        _, attempt, spec, checkpoint, seconds = reply
+        _, attempt, spec, checkpoint, seconds, data = reply
+        spec = json.loads(spec)
+        if data:  # the run trains on the data itself, not its summary
+            spec["data"] = json.loads(data)
         return Run(
             int(attempt),
             token,
-            json.loads(spec),
+            spec,
             json.loads(checkpoint) if checkpoint else None,
             float(seconds),
         )
@@ -260,7 +344,10 @@ class JobStore:
         longer this run's (cancelled, or handed to another run)."""
         value = f"{run.attempt} {run.token} {owner}"
         keys = [self.keys.job(job_id), self.keys.lease(job_id)]
-        return bool(self.scripts.renew(keys=keys, args=[run.token, int(lease_ttl * 1000), value]))
+        with refused_when_full():
+            return bool(
+                self.scripts.renew(keys=keys, args=[run.token, int(lease_ttl * 1000), value])
+            )
 
     def record(self, job_id: str, token: str, report: Report) -> bool:
         """Write a run's report (progress, or its end) while the job is still the run's with

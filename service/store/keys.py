@@ -16,6 +16,10 @@ class Keys:
     def checkpoint(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:checkpoint"
 
+    def data(self, job_id: str) -> str:
+        """A job's inline training data, as the canonical JSON text its summary hashes."""
+        return f"{self.prefix}:job:{job_id}:data"
+
     def cancel_channel(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:cancel"
 
@@ -34,6 +38,11 @@ class Keys:
     def jobs(self, status: str | None = None) -> str:
         """The index of all jobs, or of the jobs in one status, scored by creation time."""
         return f"{self.prefix}:jobs" if status is None else f"{self.prefix}:jobs:{status}"
+
+    def expiry(self) -> str:
+        """Finished jobs, scored by when Redis deletes them (ms): the reaper sweeps the
+        indexes of the ones gone."""
+        return f"{self.prefix}:expiry"
 
     def model(self, model_id: str) -> str:
         return f"{self.prefix}:model:{model_id}"
