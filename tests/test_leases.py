@@ -235,8 +235,8 @@ def test_a_queued_job_whose_rq_job_vanished_gets_a_new_one(store, enqueue, queue
 def test_a_queued_job_waiting_in_the_queue_is_left_alone(store, enqueue, queue, reaper):
     job_id = queued_job(store, enqueue)
     reaper.grace = 0.0
-    assert reaper.run_once() == ([], [], [])
-    assert reaper.run_once() == ([], [], [])
+    assert reaper.run_once() == ([], [], [], [])
+    assert reaper.run_once() == ([], [], [], [])
     assert queue.get_job_ids() == [f"train-{job_id}"]
 
 
