@@ -6,6 +6,7 @@ memory ceiling (503 store-full; nothing stored is lost; a running job rides it o
 import hashlib
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -18,7 +19,7 @@ from service.store import GraphStore, JobStore, Report
 from service.store.full import StoreFull
 from service.store.queue import connect, make_queue, training_enqueuer
 from service.store.requeue import hand_back
-from service.store.retention import sweep_expired
+from service.store.retention import adopt_finished, sweep_expired
 from service.worker import jobs
 from service.worker.reaper import Reaper
 from service.worker.recorder import Pace, Recorder, Watch
@@ -65,6 +66,10 @@ def indexes_holding(store, job_id):
     names = [store.keys.jobs(), store.keys.expiry()]
     names += [store.keys.jobs(s) for s in ("queued", "running", "succeeded", "failed", "cancelled")]
     return [name for name in names if store.redis.zscore(name, job_id) is not None]
+
+
+def make_job(store, spec=None):
+    return store.create_job(spec or {"steps": 100}, lambda pipe, job_id: None)[0]["id"]
 
 
 def finish(store, job_id, with_model=True):
@@ -156,6 +161,53 @@ def test_a_sweep_goes_through_every_due_job_and_spares_ones_kept_by_hand(short_s
     assert store.keys.expiry() in indexes_holding(store, lengthened)
     assert store.redis.zscore(store.keys.expiry(), lengthened) > time.time() * 1000 + 500_000
     assert sweep_expired(store) == [] and store.get_job(kept)["status"] == "cancelled"
+
+
+def as_stored_before_retention(store, job_id, finished_days_ago):
+    """Make a finished job look as it was stored before there was retention."""
+    for key in store.redis.scan_iter(f"gradserve:*{job_id}*"):
+        store.redis.persist(key)
+    store.redis.zrem(store.keys.expiry(), job_id)
+    store.redis.hdel(store.keys.job(job_id), "retention_ms")
+    finished = datetime.now(UTC) - timedelta(days=finished_days_ago)
+    stamp = json.dumps(finished.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    store.redis.hset(store.keys.job(job_id), "finished_at", stamp)
+
+
+def test_jobs_finished_before_retention_are_given_theirs_once(redis_client, reaper):
+    store = JobStore(redis_client)  # 30 days
+    old, recent, queued = (make_job(store) for _ in range(3))
+    old_model, recent_model = finish(store, old), finish(store, recent)
+    store.redis.persist(store.keys.model(old_model))
+    store.redis.persist(store.keys.model(recent_model))
+    as_stored_before_retention(store, old, finished_days_ago=31)
+    as_stored_before_retention(store, recent, finished_days_ago=1)
+    assert store.redis.pttl(store.keys.job(old)) == -1
+
+    assert sorted(adopt_finished(store)) == sorted([old, recent])
+    assert keys_of(store.redis, old) == [] and store.get_model(old_model) is None  # past due
+    assert sweep_expired(store) == [old] and indexes_holding(store, old) == []
+    day = 86_400_000
+    for key in (*keys_of(store.redis, recent), store.keys.model(recent_model)):
+        assert 28 * day < store.redis.pttl(key) <= 29 * day, key  # 30 days from its finish
+    assert store.redis.pttl(store.keys.job(queued)) == -1  # not finished: no retention
+    store.redis.persist(store.keys.job(recent))
+    assert adopt_finished(store) == []  # once
+    assert reaper.run_once().expired == [] and store.redis.pttl(store.keys.job(recent)) == -1
+
+
+def test_a_job_stored_with_its_inline_data_in_its_spec_reads_as_a_summary(client, store):
+    spec = without_dataset(inline_spec(30))
+    job_id = client.post("/v1/jobs", json=spec).get_json()["id"]
+    normalized = normalize_spec(spec)
+    store.redis.hset(store.keys.job(job_id), "spec", json.dumps(normalized))  # the old way
+    store.redis.delete(store.keys.data(job_id))
+    summary = client.get(f"/v1/jobs/{job_id}").get_json()["spec"]["data"]
+    assert summary == {"samples": 30, "features": 2, "sha256": canonical_sha256(normalized["data"])}
+    data = client.get(f"/v1/jobs/{job_id}/data")
+    assert hashlib.sha256(data.data).hexdigest() == summary["sha256"]
+    assert data.get_json() == spec["data"]  # the same numbers (stored as floats then)
+    assert store.start(job_id).spec["data"] == normalized["data"]  # and trained on
 
 
 def test_a_jobs_retention_is_the_apis_setting_when_it_was_submitted(make_app, worker_env, store):

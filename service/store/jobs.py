@@ -169,6 +169,9 @@ class JobStore:
         job = {"id": raw[b"id"].decode(), "status": raw[b"status"].decode()}
         job.update((name, json.loads(raw[name.encode()])) for name in JSON_FIELDS)
         job["attempt"] = int(raw[b"attempt"])
+        data = job["spec"].get("data")
+        if data is not None and "x" in data:  # a record from before data had its own key
+            job["spec"]["data"] = summary(data, canonical(data))
         return job
 
     def list_jobs(
@@ -238,7 +241,14 @@ class JobStore:
         job has none, or no such job)."""
         if not ID_PATTERN.fullmatch(job_id):
             return None
-        return self.redis.get(self.keys.data(job_id))
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.data(job_id))
+            pipe.hget(self.keys.job(job_id), "spec")
+            text, spec = pipe.execute()
+        if text is None and spec is not None:  # a record from before data had its own key
+            data = json.loads(spec).get("data")
+            text = canonical(data) if data is not None and "x" in data else None
+        return text
 
     def checkpoint(self, job_id: str) -> Json | None:
         raw = self.redis.get(self.keys.checkpoint(job_id))

@@ -44,6 +44,10 @@ class Keys:
         indexes of the ones gone."""
         return f"{self.prefix}:expiry"
 
+    def retention_adopted(self) -> str:
+        """Set once the finished jobs stored before retention existed were given theirs."""
+        return f"{self.prefix}:retention-adopted"
+
     def model(self, model_id: str) -> str:
         return f"{self.prefix}:model:{model_id}"
 

@@ -1,6 +1,11 @@
 """Retention: a finished job's keys expire on their own (scripts.UPDATE sets their time to
 live when the job finishes); what stays behind is its id in the sorted-set indexes, which
-the reaper sweeps away here, guided by the index of finished jobs by expiry time."""
+the reaper sweeps away here, guided by the index of finished jobs by expiry time. Jobs that
+finished before there was retention are given theirs once (`adopt_finished`)."""
+
+import json
+import time
+from datetime import datetime
 
 from . import scripts
 from .jobs import JobStore
@@ -41,3 +46,51 @@ def sweep_expired(store: JobStore, batch: int = SWEEP_BATCH) -> list[str]:
         waiting = sum(1 for ttl in ttls if 0 <= ttl <= 1000)  # left where they are
         if len(due) < batch or waiting == len(due):
             return swept
+
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def adopt_finished(store: JobStore, batch: int = 1_000) -> list[str]:
+    """Finished jobs with no time to live (stored before retention existed) expire at the
+    end of their retention, counted from when they finished (at once if that is past);
+    their ids. Once per Redis: a mark says it was done, so a pass costs one EXISTS."""
+    keys = store.keys
+    if store.redis.exists(keys.retention_adopted()):
+        return []
+    adopted: list[str] = []
+    for status in TERMINAL:
+        ids = [m.decode() for m, _ in store.redis.zscan_iter(keys.jobs(status), count=batch)]
+        for start in range(0, len(ids), batch):
+            adopted += _adopt(store, ids[start : start + batch])
+    store.redis.set(keys.retention_adopted(), "1")
+    return adopted
+
+
+def _adopt(store: JobStore, ids: list[str]) -> list[str]:
+    keys, fields = store.keys, ("finished_at", "model_id", "retention_ms")
+    with store.redis.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.pttl(keys.job(job_id))
+            pipe.hmget(keys.job(job_id), fields)
+        replies = pipe.execute()
+    adopted = []
+    with store.redis.pipeline() as pipe:  # all or nothing (a full Redis refuses it all)
+        for job_id, ttl, (finished, model_id, ms) in zip(
+            ids, replies[::2], replies[1::2], strict=True
+        ):
+            if ttl != -1:
+                continue
+            stamp = json.loads(finished) if finished else None
+            since = datetime.fromisoformat(stamp).timestamp() if stamp else time.time()
+            at = round(since * 1000) + int(ms or store.retention_ms)
+            owned = [keys.job(job_id), keys.history(job_id), keys.checkpoint(job_id)]
+            owned.append(keys.data(job_id))
+            if model_id and json.loads(model_id):
+                owned.append(keys.model(json.loads(model_id)))
+            for key in owned:
+                pipe.pexpireat(key, at)
+            pipe.zadd(keys.expiry(), {job_id: at})
+            adopted.append(job_id)
+        pipe.execute()
+    return adopted

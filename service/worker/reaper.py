@@ -22,7 +22,7 @@ from rq import Queue
 from .. import problems
 from ..store import JobStore, requeue
 from ..store.queue import Enqueuer, training_enqueuer
-from ..store.retention import sweep_expired
+from ..store.retention import adopt_finished, sweep_expired
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,10 @@ class Reaper:
                 log.warning("job %s: its rq job %s vanished; enqueued again", job_id, ticket)
                 done.stranded.append(job_id)
         done.expired.extend(sweep_expired(self.store))
+        try:
+            adopt_finished(self.store)
+        except redis.exceptions.OutOfMemoryError:
+            pass  # Redis is full: at a later pass
         return done
 
     def lost(self, job_id: str, owner: str | None = None) -> str | None:
