@@ -16,6 +16,7 @@ import requests
 
 from engine.data import make_moons
 from service.stack import redis_server
+from service.store.queue import connect
 
 from .conftest import E2E_DB
 from .service_helpers import (
@@ -154,6 +155,27 @@ def test_cancel_of_a_queued_and_of_running_jobs(stack):
     assert requests.get(f"{stack}/v1/jobs/{queued}/history").json()["step"] == []
     again = requests.post(f"{stack}/v1/jobs/{queued}/cancel")
     check_problem(again.status_code, again.headers["Content-Type"], again.json(), 409, None)
+
+
+def test_delete_of_running_jobs_stops_their_workers_and_leaves_nothing(stack, redis_port):
+    running = [submit(stack, long_spec()) for _ in range(2)]  # both workers busy
+    for job_id in running:
+        wait_until(
+            lambda job_id=job_id: requests.get(f"{stack}/v1/jobs/{job_id}/history").json()["step"]
+        )  # running and writing history
+    for job_id in running:
+        assert requests.delete(f"{stack}/v1/jobs/{job_id}").status_code == 204
+    # Both workers stop at their next step and take new work; their runs wrote nothing more.
+    assert finished(stack, submit(stack, small_spec()), timeout=20)["status"] == "succeeded"
+    store = connect(redis_server.url(redis_port, E2E_DB))
+    time.sleep(0.5)  # a flush interval and more: a late write would show by now
+    for job_id in running:
+        assert list(store.scan_iter(f"gradserve:*{job_id}*")) == []
+        response = requests.get(f"{stack}/v1/jobs/{job_id}")
+        check_problem(
+            response.status_code, response.headers["Content-Type"], response.json(), 404, None
+        )
+        assert requests.delete(f"{stack}/v1/jobs/{job_id}").status_code == 404
 
 
 def test_diverging_job_fails_naming_the_step_and_keeps_its_history(stack):
