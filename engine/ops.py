@@ -36,7 +36,7 @@ def sigmoid(x):
 
 
 def sigmoid_array(x):
-    """1 / (1 + e^-x) of each entry of an array, the same floats as `sigmoid`."""
+    """1 / (1 + e^-x) of each entry of an array, by `sigmoid`'s formula (numpy's exp)."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 

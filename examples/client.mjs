@@ -1,10 +1,15 @@
 // gradserve from Node.js (18+) with its built-in fetch: a graph's gradients, then
 // micrograd's demo as a job. No dependencies.
 //
-//     node examples/client.mjs [http://127.0.0.1:8000]
+//     GRADSERVE_API_KEY=$(cat var/api-key) node examples/client.mjs [http://127.0.0.1:8000]
 import { readFile } from "node:fs/promises";
 
 const BASE = process.argv[2] ?? "http://127.0.0.1:8000";
+const KEY = process.env.GRADSERVE_API_KEY;
+if (!KEY) {
+  console.error("set GRADSERVE_API_KEY (make run writes one to var/api-key)");
+  process.exit(1);
+}
 const graph = JSON.parse(
   await readFile(new URL("./micrograd_graph.json", import.meta.url), "utf8"),
 );
@@ -13,7 +18,11 @@ const graph = JSON.parse(
 async function call(method, path, body, headers = {}) {
   const response = await fetch(BASE + path, {
     method,
-    headers: body === undefined ? headers : { "Content-Type": "application/json", ...headers },
+    headers: {
+      Authorization: `Bearer ${KEY}`, // every /v1 request needs it
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      ...headers,
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const payload = await response.json();

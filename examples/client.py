@@ -1,9 +1,10 @@
 """gradserve from Python with requests: a graph's gradients, then micrograd's demo as a job.
 
-python examples/client.py [http://127.0.0.1:8000]
+GRADSERVE_API_KEY=$(cat var/api-key) python examples/client.py [http://127.0.0.1:8000]
 """
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,11 @@ GRAPH = json.loads((Path(__file__).parent / "micrograd_graph.json").read_text())
 
 
 def main() -> None:
+    key = os.environ.get("GRADSERVE_API_KEY")
+    if not key:
+        raise SystemExit("set GRADSERVE_API_KEY (make run writes one to var/api-key)")
     with requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {key}"  # every /v1 request needs it
         # 1. Forward values and gradients of micrograd's README expression.
         response = http.post(f"{BASE}/v1/graphs", json=GRAPH, timeout=30)
         response.raise_for_status()

@@ -16,6 +16,7 @@ from .job import (
 )
 from .model import ModelSchema, PredictRequestSchema, PredictResponseSchema
 from .problem import ErrorEntrySchema, ProblemSchema
+from .webhook import WebhookSecretSchema
 
 __all__ = [
     "JOB_STATUSES",
@@ -38,4 +39,5 @@ __all__ = [
     "PredictRequestSchema",
     "PredictResponseSchema",
     "ProblemSchema",
+    "WebhookSecretSchema",
 ]

@@ -3,9 +3,10 @@
 A plain dict, so every process reads it the same way (the API copies it into Flask's
 `app.config`; the workers and the stack never load Flask)."""
 
+import ipaddress
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,12 @@ def redis_url_file(data_dir: str | Path | None = None) -> Path:
     return Path(data_dir or os.environ.get("GRADSERVE_DATA_DIR") or "var") / "redis-url"
 
 
+def api_key_file(data_dir: str | Path | None = None) -> Path:
+    """Where `make run` keeps the API key of tenant `local` (mode 0600): `api-key` beside
+    its Redis URL."""
+    return redis_url_file(data_dir).with_name("api-key")
+
+
 def local_redis_url() -> str | None:
     """The URL in redis_url_file(), if `make run` wrote one here: `make worker` and the admin
     commands on the machine of a stack find its Redis by it when REDIS_URL is unset."""
@@ -59,3 +66,34 @@ def limits(config: Mapping[str, Any]) -> dict[str, int | None]:
         "max_parameters": config["MAX_PARAMETERS"],
         "max_samples": config["MAX_SAMPLES"],
     }
+
+
+def auth_enabled(value: object) -> bool:
+    """The AUTH setting as a bool: on/off, true/false, yes/no, 1/0 (any case)."""
+    words = {"on": True, "true": True, "yes": True, "1": True}
+    words |= {"off": False, "false": False, "no": False, "0": False}
+    answer = words.get(str(value).strip().lower())
+    if answer is None:
+        raise ValueError(f"GRADSERVE_AUTH must be on or off, not {value!r}")
+    return answer
+
+
+def open_binds(binds: Iterable[str]) -> list[str]:
+    """The addresses among gunicorn's `binds` that are not loopback only (127.0.0.0/8,
+    ::1, localhost): an IP elsewhere, every interface, a unix socket, a file descriptor."""
+    return [bind for bind in binds if not _is_loopback(bind)]
+
+
+def _is_loopback(bind: str) -> bool:
+    if bind.startswith("["):  # [::1]:8000
+        host = bind[1:].partition("]")[0]
+    elif bind.count(":") == 1:  # 127.0.0.1:8000, localhost:8000 (not unix:/path: no IP)
+        host = bind.partition(":")[0]
+    else:  # a bare host, or a bare IPv6 address
+        host = bind
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -9,6 +9,11 @@ REDIS_SOCKET_TIMEOUT = 0.75
 connection is retried once, at once; a slow one never): a request makes at most two round
 trips to Redis, so a hung Redis costs it at most 1.5 s."""
 
+AUTH = True
+"""Every `/v1` request needs an API key (`Authorization: Bearer <key>`; `python -m
+service.keys` makes them). Off (GRADSERVE_AUTH=off) serves every request as tenant `local`,
+and the API then refuses to start unless it binds a loopback address only."""
+
 RETRY_AFTER = 2
 """Seconds a 503 (Redis unreachable) tells the client to wait (`Retry-After`)."""
 

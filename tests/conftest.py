@@ -11,10 +11,10 @@ from hypothesis import settings
 
 from service.api import create_app
 from service.stack import Stack, redis_server
-from service.store import JobStore
+from service.store import ApiKeys, JobStore
 from service.store.queue import connect
 
-from .service_helpers import wait_until
+from .service_helpers import TENANT, ApiSession, keyed_client, wait_until
 
 # CI replays the same examples every run (a red run does not land; a flake would block
 # it); local runs draw new ones and keep exploring. A failure prints its reproduction.
@@ -64,9 +64,19 @@ def store(redis_client):
 
 
 @pytest.fixture
-def make_app(redis_client, redis_url):
+def api_key(redis_client):
+    """A key of tenant TENANT in the test Redis."""
+    return ApiKeys(redis_client).create(TENANT)[1]
+
+
+@pytest.fixture
+def make_app(redis_client, redis_url, api_key):
+    """create_app on the test Redis; its test clients send `api_key`."""
+
     def make(**config):
-        return create_app({"TESTING": True, "REDIS_URL": redis_url, **config})
+        app = create_app({"TESTING": True, "REDIS_URL": redis_url, **config})
+        app.test_client_class = keyed_client(api_key)
+        return app
 
     return make
 
@@ -88,10 +98,16 @@ def worker_env(monkeypatch, redis_url):
 
 
 @pytest.fixture(scope="session")
-def stack(redis_port, tmp_path_factory):
+def stack_dir(tmp_path_factory):
+    """The end-to-end stack's data directory (its log, and its key of tenant `local`)."""
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def stack(redis_port, stack_dir):
     """gunicorn (service/gunicorn_conf.py) and two `python -m service.worker` processes,
     supervised by service.stack.Stack as `make run` does; its base URL."""
-    directory = tmp_path_factory.mktemp("stack")
+    directory = stack_dir
     url = redis_server.url(redis_port, E2E_DB)
     connect(url).flushdb()
     port = redis_server.free_port()
@@ -115,6 +131,14 @@ def stack(redis_port, tmp_path_factory):
             running.stopping = True
             supervisor.join()
             running.stop()
+
+
+@pytest.fixture(scope="session")
+def api(stack, stack_dir):
+    """A session on the stack with the key the stack made for tenant `local`, as `make
+    run` does (in its data directory's `api-key`)."""
+    with ApiSession(stack, (stack_dir / "api-key").read_text().strip()) as session:
+        yield session
 
 
 def _ready(base):

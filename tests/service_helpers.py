@@ -7,12 +7,50 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import requests
+from flask.testing import FlaskClient
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MICROGRAD_GRAPH = json.loads((EXAMPLES / "micrograd_graph.json").read_text())
 # micrograd's README: g.data, a.grad, b.grad
 MICROGRAD_FIGURES = {"value": 24.7041, "a": 138.8338, "b": 645.5773}
 ID = "0123456789abcdef0123456789abcdef"  # well formed, never issued
+TENANT = "tester"
+"""The tenant of the tests' own key (the in-process tests' clients send it)."""
+
+
+def keyed_client(key):
+    """A Flask test client class that sends `key` on every request (a request's own
+    `Authorization` header still wins)."""
+
+    class KeyedClient(FlaskClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+
+    return KeyedClient
+
+
+def client_with(app, key=None):
+    """A test client of `app` that sends `key` (None: no key at all)."""
+    cls = FlaskClient if key is None else keyed_client(key)
+    return cls(app, app.response_class, use_cookies=True)
+
+
+class ApiSession(requests.Session):
+    """A requests.Session for one running API: paths are read against `base`, and `key`
+    goes with every request."""
+
+    def __init__(self, base, key=None):
+        super().__init__()
+        self.base = base
+        if key is not None:
+            self.headers["Authorization"] = f"Bearer {key}"
+
+    def request(self, method, url, *args, **kwargs):
+        return super().request(
+            method, self.base + url if url.startswith("/") else url, *args, **kwargs
+        )
 
 
 def small_spec(**overrides):

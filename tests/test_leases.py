@@ -17,7 +17,7 @@ from service.worker.lease import Lease
 from service.worker.reaper import Reaper
 from service.worker.recorder import JobHandedBack, Pace, Recorder, Watch
 
-from .service_helpers import small_spec, wait_until
+from .service_helpers import TENANT, small_spec, wait_until
 
 PROGRESS, METRICS = {"step": 0, "steps": 10}, {"loss": 0.5, "accuracy": None}
 SPEC = small_spec(steps=60, engine="reference", optimizer={"name": "adam", "learning_rate": 0.05})
@@ -52,7 +52,7 @@ def reaper(store, queue, config):
 
 
 def queued_job(store, enqueue, spec=None):
-    return store.create_job(normalize_spec(spec or {"steps": 10}), enqueue)[0]["id"]
+    return store.create_job(normalize_spec(spec or {"steps": 10}), enqueue, tenant=TENANT)[0]["id"]
 
 
 def hidden(store, job_id, name):
@@ -80,7 +80,7 @@ def test_renewal_keeps_retakes_and_then_loses_the_lease(store, enqueue):
     store.redis.delete(store.keys.lease(job_id))  # lapsed (Redis was unreachable)
     assert store.renew_lease(job_id, run, "w1", 5.0)
     assert store.redis.exists(store.keys.lease(job_id))
-    store.cancel(job_id)
+    store.cancel(job_id, tenant=TENANT)
     assert not store.renew_lease(job_id, run, "w1", 5.0)
     assert not store.redis.exists(store.keys.lease(job_id))  # leaving running gives it up
 
@@ -92,7 +92,7 @@ def test_a_run_token_fences_writes_even_with_the_same_attempt_number(store, enqu
     run = store.start(job_id)
     assert store.record(job_id, run.token, report(0))
     assert not store.record(job_id, "other", report(1))
-    assert store.history(job_id)["step"] == [0]
+    assert store.history(job_id, tenant=TENANT)["step"] == [0]
 
 
 def test_a_batch_must_continue_the_stored_history(store, enqueue):
@@ -105,7 +105,7 @@ def test_a_batch_must_continue_the_stored_history(store, enqueue):
     with pytest.raises(HistoryMismatch) as ahead:  # a retried write that had gone through
         store.record(job_id, run.token, report(2, 3))
     assert not ahead.value.behind and ahead.value.recorded == 3
-    assert store.history(job_id)["step"] == [0, 1, 2]
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1, 2]
 
 
 def test_a_recorder_cuts_a_batch_redis_already_has_part_of(store, enqueue):
@@ -116,7 +116,7 @@ def test_a_recorder_cuts_a_batch_redis_already_has_part_of(store, enqueue):
         recorder = Recorder(store, job_id, run, Pace(1.0, 1.0), Watch(cancel))
         recorder.batch = batch(0, 1, 2, 3)  # it believes the first write failed
         recorder.flush()
-    assert store.history(job_id)["step"] == [0, 1, 2, 3]
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1, 2, 3]
 
 
 def test_a_recorder_keeps_its_steps_while_redis_is_unreachable(store, enqueue):
@@ -131,7 +131,7 @@ def test_a_recorder_keeps_its_steps_while_redis_is_unreachable(store, enqueue):
         recorder.store = store  # Redis is back
         recorder.batch = batch(0, 1, 2)
         recorder.flush()
-    assert store.history(job_id)["step"] == [0, 1, 2] and not recorder.unreachable
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1, 2] and not recorder.unreachable
 
 
 def write_run(store, job_id, run, checkpoint_at, until):
@@ -153,9 +153,9 @@ def test_a_lost_run_is_handed_back_rewound_to_its_checkpoint(store, enqueue, que
     assert reaper.run_once().requeued == []  # the lease is alive
     store.redis.delete(store.keys.lease(job_id))  # its worker is gone
     assert reaper.run_once().requeued == [job_id]
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "queued" and job["progress"]["step"] == 4
-    assert store.history(job_id)["step"] == [0, 1, 2, 3]
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1, 2, 3]
     assert hidden(store, job_id, "rewound") == "3"
     assert queue.get_job_ids() == [f"train-{job_id}-1"] == [hidden(store, job_id, "ticket")]
     assert not store.record(job_id, run.token, report(4))
@@ -195,7 +195,7 @@ def test_a_job_lost_again_and_again_without_progress_fails(store, enqueue, queue
         assert (outcome.requeued, outcome.failed) == (
             ([job_id], []) if attempt < 3 else ([], [job_id])
         )
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "failed" and job["error"]["type"].endswith("worker-lost")
     assert "3 times" in job["error"]["detail"] and job["finished_at"]
 
@@ -208,8 +208,8 @@ def test_a_checkpoint_resets_the_count_of_lost_runs(store, enqueue, reaper):
         assert store.record(job_id, run.token, report(step, checkpoint=ck))
         store.redis.delete(store.keys.lease(job_id))
         assert reaper.run_once().requeued == [job_id]
-    assert store.get_job(job_id)["status"] == "queued"
-    assert store.history(job_id)["step"] == [0, 1, 2, 3]
+    assert store.get_job(job_id, tenant=TENANT)["status"] == "queued"
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1, 2, 3]
 
 
 def test_only_the_dead_horses_worker_hands_its_job_back_at_once(store, enqueue, reaper):
@@ -252,7 +252,7 @@ def test_a_lease_thread_renews_and_notices_a_cancel(store, enqueue):
     with Lease(store, job_id, run, "w", 0.3) as lease:
         wait_until(renewed, timeout=2, interval=0.01)
         assert not lease.lost.is_set()
-        store.cancel(job_id)
+        store.cancel(job_id, tenant=TENANT)
         wait_until(lease.lost.is_set, timeout=2)
 
 
@@ -260,7 +260,7 @@ def resumable_job(store, enqueue, queue, stop_after):
     """A job whose first run wrote its history and checkpoints (every 5 steps) up to
     `stop_after` steps and then died; handed back by the reaper's logic."""
     spec = normalize_spec(SPEC)
-    job_id = store.create_job(spec, enqueue)[0]["id"]
+    job_id = store.create_job(spec, enqueue, tenant=TENANT)[0]["id"]
     queue.empty()
     run = store.start(job_id, lease_ttl=5.0)
     steps = {"step": [], "loss": [], "accuracy": []}
@@ -289,23 +289,25 @@ def resumable_job(store, enqueue, queue, stop_after):
 
 def test_run_training_resumes_exactly_from_the_checkpoint(store, enqueue, queue, reaper, config):
     job_id, spec = resumable_job(store, enqueue, queue, stop_after=23)
-    assert store.history(job_id)["step"] == list(range(21))  # 20 checkpointed, 21 flushed
+    assert store.history(job_id, tenant=TENANT)["step"] == list(
+        range(21)
+    )  # 20 checkpointed, 21 flushed
     assert reaper.run_once().requeued == [job_id]
-    assert store.history(job_id)["step"] == list(range(20))
+    assert store.history(job_id, tenant=TENANT)["step"] == list(range(20))
     jobs.run_training(job_id)
     expected = train(spec)
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "succeeded" and job["attempt"] == 2
-    history = store.history(job_id)
+    history = store.history(job_id, tenant=TENANT)
     assert history["step"] == list(range(60))
     assert history["loss"] == expected.loss and history["accuracy"] == expected.accuracy
-    assert store.get_model(job["model_id"])["parameters"] == expected.parameters
+    assert store.get_model(job["model_id"], tenant=TENANT)["parameters"] == expected.parameters
     assert hidden(store, job_id, "rewound") == "1" and hidden(store, job_id, "run_from") == "20"
 
 
 def test_a_hand_back_checkpoints_at_the_step_and_requeues(store, enqueue, queue, config):
     spec = normalize_spec(SPEC)
-    job_id = store.create_job(spec, enqueue)[0]["id"]
+    job_id = store.create_job(spec, enqueue, tenant=TENANT)[0]["id"]
     queue.empty()
     run = store.start(job_id)
     with store.cancel_listener(job_id) as cancel, Lease(store, job_id, run, "", 5.0) as lease:
@@ -321,10 +323,10 @@ def test_a_hand_back_checkpoints_at_the_step_and_requeues(store, enqueue, queue,
 
         with pytest.raises(JobHandedBack):
             train(spec, on_step=on_step)
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "queued" and job["progress"]["step"] == 13
     assert store.checkpoint(job_id)["step"] == 13
-    assert store.history(job_id)["step"] == list(range(13))
+    assert store.history(job_id, tenant=TENANT)["step"] == list(range(13))
     assert queue.get_job_ids() == [f"train-{job_id}-1"]
     assert hidden(store, job_id, "rewound") == "0"
 
@@ -336,11 +338,11 @@ def test_a_job_times_out_over_all_its_runs(store, enqueue, queue, monkeypatch):
     Reaper(store, queue, load_config({"LEASE_TTL": 1.0})).run_once()
     started = time.monotonic()
     jobs.run_training(job_id)
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "failed" and job["error"]["type"].endswith("timed-out")
     assert "limit of 3 s" in job["error"]["detail"]
     assert time.monotonic() - started < 2.0  # at its first step
-    assert store.history(job_id)["step"] == list(range(21))
+    assert store.history(job_id, tenant=TENANT)["step"] == list(range(21))
 
 
 def test_runs_racing_to_start_one_job_have_one_winner(store, enqueue, queue, redis_url):
@@ -358,4 +360,4 @@ def test_runs_racing_to_start_one_job_have_one_winner(store, enqueue, queue, red
         t.join()
     started = [run for run in runs if run is not None]
     assert len(started) == 1 and started[0].attempt == 1
-    assert store.get_job(job_id)["attempt"] == 1
+    assert store.get_job(job_id, tenant=TENANT)["attempt"] == 1

@@ -23,12 +23,20 @@ from engine.spec import normalize_spec
 from engine.train import train
 from service.config import load_config
 from service.stack import Stack, redis_server
-from service.store import JobStore, Report
+from service.store import LOCAL_TENANT, JobStore, Report
 from service.store.queue import connect, make_queue, training_enqueuer
 from service.store.requeue import requeue_lost
 
 from .conftest import RELIABILITY_FIGURES
-from .service_helpers import children, descendants, exited, small_spec, wait_until, whole_history
+from .service_helpers import (
+    ApiSession,
+    children,
+    descendants,
+    exited,
+    small_spec,
+    wait_until,
+    whole_history,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -100,6 +108,7 @@ class Cluster:
         self.supervisor = threading.Thread(target=self.stack.supervise, daemon=True)
         self.supervisor.start()
         wait_until(lambda: answers(self.base), timeout=30)
+        self.api = ApiSession(self.base, (directory / "api-key").read_text().strip())
 
     def start_redis(self):
         self.redis = redis_server.start(self.redis_port, self.directory / "redis")
@@ -114,12 +123,12 @@ class Cluster:
         self.log.close()
 
     def submit(self):
-        response = requests.post(f"{self.base}/v1/jobs", json=spec(), timeout=10)
+        response = self.api.post("/v1/jobs", json=spec(), timeout=10)
         assert response.status_code == 202, response.text
         return response.json()["id"]
 
     def job(self, job_id):
-        return self.store.get_job(job_id)
+        return self.store.get_job(job_id, tenant=LOCAL_TENANT)
 
     def hidden(self, job_id, name):
         value = self.store.redis.hget(self.store.keys.job(job_id), name)
@@ -203,17 +212,17 @@ def finished(cluster, job_id, timeout=90):
     )
 
 
-def check_exact(base, job_id, job):
+def check_exact(api, job_id, job):
     """Succeeded, with the history and parameters of the uninterrupted run, exactly."""
     assert job["status"] == "succeeded", job["error"]
     expected, _ = uninterrupted()
     history = whole_history(
-        lambda path: requests.get(f"{base}{path}", timeout=10).json(), f"/v1/jobs/{job_id}/history"
+        lambda path: api.get(path, timeout=10).json(), f"/v1/jobs/{job_id}/history"
     )
     assert history["step"] == list(range(steps()))  # each step once, none missing
     assert history["loss"] == expected.loss
     assert history["accuracy"] == expected.accuracy
-    model = requests.get(f"{base}/v1/models/{job['model_id']}", timeout=10).json()
+    model = api.get(f"/v1/models/{job['model_id']}", timeout=10).json()
     assert model["parameters"] == expected.parameters
     assert job["progress"] == {"step": steps(), "steps": steps()}
 
@@ -303,7 +312,7 @@ def test_a_run_lost_to_a_fault_resumes_exactly_in_another(cluster, fault):
         gone = worker if fault.exits == "worker" else horse
         wait_until(lambda: exited(gone), timeout=30)
     job = finished(cluster, job_id)
-    check_exact(cluster.base, job_id, job)
+    check_exact(cluster.api, job_id, job)
     assert job["attempt"] == attempt + 1  # one run lost, one more run to the end
     rewound = cluster.hidden(job_id, "rewound") or 0
     if fault.handed_back:
@@ -318,7 +327,9 @@ def test_two_workers_handed_one_resumed_job_at_once_run_it_once(cluster):
     cluster.idle()
     store, config = cluster.store, load_config()
     enqueue = training_enqueuer(make_queue(store.redis, config))
-    job_id = store.create_job(spec(), lambda pipe, job_id: None)[0]["id"]  # no rq job yet
+    job_id = store.create_job(spec(), lambda pipe, job_id: None, tenant=LOCAL_TENANT)[0][
+        "id"
+    ]  # no rq job yet
     expected, checkpoint = uninterrupted()
     at = checkpoint["step"]
     run = store.start(job_id, owner="test.0", lease_ttl=60)  # a run that will "die"
@@ -346,17 +357,17 @@ def test_two_workers_handed_one_resumed_job_at_once_run_it_once(cluster):
     assert requeue_lost(store, job_id, twice, 3, {}, owner="test.0") == "queued"
     seconds = resumed_after(cluster, job_id, 1, handed)
     job = finished(cluster, job_id)
-    check_exact(cluster.base, job_id, job)
+    check_exact(cluster.api, job_id, job)
     assert job["attempt"] == 2  # the second worker found it taken
     assert cluster.hidden(job_id, "run_from") == at
     assert cluster.hidden(job_id, "rewound") == written - at
     record("one job delivered to two idle workers", seconds, cluster.hidden(job_id, "rewound") or 0)
 
 
-def unavailable_quickly(base, method, path, **kwargs):
+def unavailable_quickly(api, method, path, **kwargs):
     """A 503 problem with Retry-After, answered within 2 s."""
     started = time.monotonic()
-    response = requests.request(method, base + path, timeout=5, **kwargs)
+    response = api.request(method, path, timeout=5, **kwargs)
     elapsed = time.monotonic() - started
     assert response.status_code == 503, response.text
     assert response.headers["Content-Type"].startswith("application/problem+json")
@@ -374,7 +385,7 @@ def test_redis_stopped_and_frozen_under_the_api_and_a_worker(cluster):
     os.kill(cluster.redis.pid, signal.SIGSTOP)  # frozen: connections hang, not refused
     try:
         for method, path in paths:
-            unavailable_quickly(cluster.base, method, path, json=small_spec())
+            unavailable_quickly(cluster.api, method, path, json=small_spec())
     finally:
         os.kill(cluster.redis.pid, signal.SIGCONT)
 
@@ -382,7 +393,7 @@ def test_redis_stopped_and_frozen_under_the_api_and_a_worker(cluster):
     os.kill(cluster.redis.pid, signal.SIGKILL)
     cluster.redis.wait()
     for method, path in paths:
-        unavailable_quickly(cluster.base, method, path, json=small_spec())
+        unavailable_quickly(cluster.api, method, path, json=small_spec())
     assert requests.get(f"{cluster.base}/healthz", timeout=2).status_code == 200
     time.sleep(1.0)  # down for a while: the worker's writes fail meanwhile
     back = time.monotonic()
@@ -397,7 +408,7 @@ def test_redis_stopped_and_frozen_under_the_api_and_a_worker(cluster):
     )
     seconds = time.monotonic() - back
     job = finished(cluster, job_id)
-    check_exact(cluster.base, job_id, job)
+    check_exact(cluster.api, job_id, job)
     assert seconds < 30
     record(
         "Redis kill -9 (from its restart)",
@@ -431,23 +442,29 @@ def test_the_whole_stack_killed_and_started_again_loses_no_accepted_job(tmp_path
 
     first = run()
     store = JobStore(connect((tmp_path / "redis-url").read_text().strip(), timeout=2.0))
+    api = ApiSession(base, (tmp_path / "api-key").read_text().strip())  # make run's own key
     accepted = []
     for _ in range(4):
-        response = requests.post(f"{base}/v1/jobs", json=spec(), timeout=10)
+        response = api.post("/v1/jobs", json=spec(), timeout=10)
         assert response.status_code == 202
         accepted.append(response.json()["id"])
     wait_until(
         lambda: any(
-            (job := store.get_job(j))["status"] == "running"
+            (job := store.get_job(j, tenant=LOCAL_TENANT))["status"] == "running"
             and job["progress"]["step"] >= 0.2 * steps()
             for j in accepted
         ),
         timeout=60,
     )
-    between_checkpoints(store, next(j for j in accepted if store.get_job(j)["status"] == "running"))
-    interrupted = {j: store.get_job(j)["attempt"] for j in accepted}
+    between_checkpoints(
+        store,
+        next(j for j in accepted if store.get_job(j, tenant=LOCAL_TENANT)["status"] == "running"),
+    )
+    interrupted = {j: store.get_job(j, tenant=LOCAL_TENANT)["attempt"] for j in accepted}
     interrupted = {
-        j: attempt for j, attempt in interrupted.items() if store.get_job(j)["status"] == "running"
+        j: attempt
+        for j, attempt in interrupted.items()
+        if store.get_job(j, tenant=LOCAL_TENANT)["status"] == "running"
     }
     everything = [first.pid, *descendants(first.pid)]
     for pid in everything:  # the supervisor first: nothing is started again
@@ -461,18 +478,19 @@ def test_the_whole_stack_killed_and_started_again_loses_no_accepted_job(tmp_path
         resumed = resumed_times(store, interrupted, restarted)
         lost = 0
         for job_id in accepted:
-            response = requests.get(f"{base}/v1/jobs/{job_id}", timeout=10)
+            response = api.get(f"/v1/jobs/{job_id}", timeout=10)
             if response.status_code == 404:
                 lost += 1
                 continue
             job = wait_until(
                 lambda job_id=job_id: (
-                    (j := store.get_job(job_id))["status"] in ("succeeded", "failed", "cancelled")
+                    (j := store.get_job(job_id, tenant=LOCAL_TENANT))["status"]
+                    in ("succeeded", "failed", "cancelled")
                     and j
                 ),
                 timeout=120,
             )
-            check_exact(base, job_id, job)
+            check_exact(api, job_id, job)
         assert lost == 0
         for job_id, seconds in resumed.items():
             assert seconds < 30
@@ -490,7 +508,7 @@ def resumed_times(store, attempts, since):
 
     def all_resumed():
         for job_id, attempt in attempts.items():
-            job = store.get_job(job_id)
+            job = store.get_job(job_id, tenant=LOCAL_TENANT)
             if job_id not in times and job["attempt"] > attempt:
                 times[job_id] = time.monotonic() - since
         return len(times) == len(attempts)

@@ -21,7 +21,7 @@ import requests
 
 from service.stack import redis_server
 
-from .service_helpers import long_spec, small_spec, wait_until
+from .service_helpers import ApiSession, long_spec, small_spec, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -102,6 +102,15 @@ class Running:
         return self.log_path.read_text(errors="replace")
 
     @property
+    def api_key(self):
+        """The key the stack made for tenant `local` (written before the API starts)."""
+        return (self.data_dir / "api-key").read_text().strip()
+
+    @property
+    def api(self):
+        return ApiSession(self.base, self.api_key)
+
+    @property
     def redis_url(self):
         return (self.data_dir / "redis-url").read_text().strip()
 
@@ -130,12 +139,12 @@ class Running:
             self.terminal.close()
 
     def submit(self, spec):
-        response = requests.post(f"{self.base}/v1/jobs", json=spec, timeout=10)
+        response = self.api.post("/v1/jobs", json=spec, timeout=10)
         assert response.status_code == 202, response.text
         return response.json()["id"]
 
     def job(self, job_id):
-        return requests.get(f"{self.base}/v1/jobs/{job_id}", timeout=10)
+        return self.api.get(f"/v1/jobs/{job_id}", timeout=10)
 
     def finished(self, job_id):
         return wait_until(
@@ -286,7 +295,12 @@ def test_the_admin_user_may_and_the_server_is_durable(first):
 
 def test_the_credentials_are_for_this_user_alone_and_never_on_a_command_line(first):
     redis_dir = first.data_dir / "redis"
-    for path in (first.data_dir / "redis-url", redis_dir / "admin-url", redis_dir / "redis.conf"):
+    for path in (
+        first.data_dir / "redis-url",
+        first.data_dir / "api-key",
+        redis_dir / "admin-url",
+        redis_dir / "redis.conf",
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE(redis_dir.stat().st_mode) == 0o700
     password = redis.connection.parse_url(first.redis_url)["password"]
@@ -295,7 +309,8 @@ def test_the_credentials_are_for_this_user_alone_and_never_on_a_command_line(fir
     for process in psutil.process_iter(["cmdline"]):
         assert password not in " ".join(process.info["cmdline"] or [])
     log = first.log()
-    assert password not in log
+    assert password not in log and first.api_key not in log
+    assert str(first.data_dir / "api-key") in log  # where the key is, never the key
     assert f"127.0.0.1:{first.redis_port}/0" in log and str(first.data_dir / "redis-url") in log
 
 
@@ -318,9 +333,9 @@ def test_two_stacks_side_by_side_share_nothing(tmp_path):
         assert one.finished(mine)["status"] == "succeeded"  # a real worker, as the app user
         assert two.finished(theirs)["status"] == "succeeded"
         assert two.job(mine).status_code == 404 and one.job(theirs).status_code == 404
-        assert [
-            job["id"] for job in requests.get(f"{two.base}/v1/jobs", timeout=10).json()["items"]
-        ] == [theirs]
+        assert [job["id"] for job in two.api.get("/v1/jobs", timeout=10).json()["items"]] == [
+            theirs
+        ]
         for stack in (one, two):  # each says where its very own Redis is
             assert f"127.0.0.1:{stack.redis_port}/0, data in {stack.data_dir}" in stack.log()
     finally:
@@ -335,10 +350,18 @@ def test_a_restart_reuses_its_port_credentials_and_jobs_and_moves_off_a_taken_po
     url, port = stack.redis_url, stack.redis_port
     stack.stop()
 
+    key = stack.api_key
     stack = Running(tmp_path, "again", api_port=stack.api_port)
     try:
         assert stack.redis_url == url  # the same port and credentials
+        assert stack.api_key == key  # and the same API key, which still works
         assert stack.job(job_id).json()["status"] == "succeeded"
+        # The admin command finds this stack's Redis through its redis-url file alone.
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        revoke = [sys.executable, "-m", "service.keys", "revoke", key.split("_")[1]]
+        env["GRADSERVE_DATA_DIR"] = str(stack.data_dir)
+        assert subprocess.run(revoke, env=env, timeout=30).returncode == 0
+        assert stack.job(job_id).status_code == 401  # at once: no cache outlives a revoke
     finally:
         stack.stop()
 
@@ -348,6 +371,8 @@ def test_a_restart_reuses_its_port_credentials_and_jobs_and_moves_off_a_taken_po
         stack = Running(tmp_path, "again", api_port=stack.api_port)
         try:
             assert stack.redis_port != port  # another one, recorded
+            assert stack.api_key != key  # the revoked key was replaced
+            assert stat.S_IMODE((stack.data_dir / "api-key").stat().st_mode) == 0o600
             moved = redis.connection.parse_url(stack.redis_url)
             assert moved["password"] == redis.connection.parse_url(url)["password"]
             assert stack.job(job_id).json()["status"] == "succeeded"

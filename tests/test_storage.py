@@ -15,7 +15,7 @@ from engine.spec import normalize_spec
 from engine.train import train
 from service.api import create_app
 from service.stack import redis_server
-from service.store import GraphStore, JobStore, Report
+from service.store import ApiKeys, GraphStore, JobStore, Report
 from service.store.full import StoreFull
 from service.store.queue import connect, make_queue, training_enqueuer
 from service.store.requeue import hand_back
@@ -24,7 +24,7 @@ from service.worker import jobs
 from service.worker.reaper import Reaper
 from service.worker.recorder import Pace, Recorder, Watch
 
-from .service_helpers import check_problem, small_spec, wait_until
+from .service_helpers import TENANT, check_problem, client_with, small_spec, wait_until
 
 RETAIN = 1.5  # seconds a finished job is kept in the retention tests
 DAY = 86_400
@@ -62,14 +62,34 @@ def keys_of(client, job_id):
     return sorted(k.decode() for k in client.scan_iter(f"gradserve:*{job_id}*"))
 
 
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
 def indexes_holding(store, job_id):
-    names = [store.keys.jobs(), store.keys.expiry()]
-    names += [store.keys.jobs(s) for s in ("queued", "running", "succeeded", "failed", "cancelled")]
-    return [name for name in names if store.redis.zscore(name, job_id) is not None]
+    """The indexes (every job's, the expiry index, TENANT's) that name the job, and the
+    hash of the expiring jobs' tenants if it names it."""
+    keys = store.keys
+    names = [keys.jobs(), keys.expiry(), *(keys.jobs(s) for s in STATUSES)]
+    names += [keys.tenant_jobs(TENANT), *(keys.tenant_jobs(TENANT, s) for s in STATUSES)]
+    held = [name for name in names if store.redis.zscore(name, job_id) is not None]
+    return held + [keys.expiry_tenants()] * store.redis.hexists(keys.expiry_tenants(), job_id)
+
+
+def listed_in(store, status):
+    """The indexes a job in `status` (with no time to live) is in: two of every job's, two
+    of its tenant's."""
+    keys = store.keys
+    return [
+        keys.jobs(),
+        keys.jobs(status),
+        keys.tenant_jobs(TENANT),
+        keys.tenant_jobs(TENANT, status),
+    ]
 
 
 def make_job(store, spec=None):
-    return store.create_job(spec or {"steps": 100}, lambda pipe, job_id: None)[0]["id"]
+    nothing = lambda pipe, job_id: None  # noqa: E731 - no rq job needed here
+    return store.create_job(spec or {"steps": 100}, nothing, tenant=TENANT)[0]["id"]
 
 
 def finish(store, job_id, with_model=True):
@@ -104,12 +124,11 @@ def reaper(short_store, worker_env):
 
 def test_retention_deletes_what_is_due_and_nothing_else(short_store, reaper):
     store = short_store
-    nothing = lambda pipe, job_id: None  # noqa: E731 - no rq job needed here
-    make = lambda spec=None: store.create_job(spec or {"steps": 100}, nothing)[0]["id"]  # noqa: E731
+    make = lambda spec=None: make_job(store, spec)  # noqa: E731
     done = make(normalize_spec(without_dataset(inline_spec(20))))
     model = finish(store, done)
     cancelled = make()
-    assert store.cancel(cancelled) == (True, "queued")
+    assert store.cancel(cancelled, tenant=TENANT) == (True, "queued")
     before = {job_id: keys_of(store.redis, job_id) for job_id in (done, cancelled)}
     assert len(before[done]) == 4  # the job, its history, checkpoint and data (+ the model)
     for key in (*before[done], store.keys.model(model), *before[cancelled]):
@@ -127,40 +146,49 @@ def test_retention_deletes_what_is_due_and_nothing_else(short_store, reaper):
     assert sorted(swept) == sorted([done, cancelled])
     for job_id in (done, cancelled):
         assert keys_of(store.redis, job_id) == [] and indexes_holding(store, job_id) == []
-        assert store.get_job(job_id) is None
-    assert store.get_model(model) is None
+        assert store.get_job(job_id, tenant=TENANT) is None
+    assert store.get_model(model, tenant=TENANT) is None
     # what is not due is untouched: a queued and a running job (no time to live at all)...
     for job_id, status in ((queued, "queued"), (running, "running")):
-        assert store.get_job(job_id)["status"] == status
+        assert store.get_job(job_id, tenant=TENANT)["status"] == status
         assert store.redis.pttl(store.keys.job(job_id)) == -1
-        assert indexes_holding(store, job_id) == [store.keys.jobs(), store.keys.jobs(status)]
+        assert indexes_holding(store, job_id) == listed_in(store, status)
     assert store.redis.pttl(store.keys.history(running)) == -1
     assert store.checkpoint(running) == {"step": 1}
     # ... and a job that finished just now
-    assert store.get_job(recent)["status"] == "succeeded"
-    assert store.history(recent)["step"] == [0, 1, 2] and store.get_model(recent_model)
+    assert store.get_job(recent, tenant=TENANT)["status"] == "succeeded"
+    assert store.history(recent, tenant=TENANT)["step"] == [0, 1, 2] and store.get_model(
+        recent_model, tenant=TENANT
+    )
     assert store.keys.expiry() in indexes_holding(store, recent)
     assert sweep_expired(store) == []  # nothing more is due yet
 
     wait_until(lambda: sweep_expired(store) == [recent], timeout=RETAIN + 5)
-    assert keys_of(store.redis, recent) == [] and store.get_model(recent_model) is None
+    assert (
+        keys_of(store.redis, recent) == [] and store.get_model(recent_model, tenant=TENANT) is None
+    )
 
 
 def test_a_sweep_goes_through_every_due_job_and_spares_ones_kept_by_hand(short_store):
     store = short_store
-    made = [store.create_job({"steps": 1}, lambda pipe, job_id: None)[0]["id"] for _ in range(7)]
+    made = [
+        store.create_job({"steps": 1}, lambda pipe, job_id: None, tenant=TENANT)[0]["id"]
+        for _ in range(7)
+    ]
     for job_id in made:
-        assert store.cancel(job_id)[0]
+        assert store.cancel(job_id, tenant=TENANT)[0]
     kept, lengthened = made[:2]
     store.redis.persist(store.keys.job(kept))  # an operator keeps this one for good
     store.redis.expire(store.keys.job(lengthened), 600)  # and this one ten minutes more
     store.redis.zadd(store.keys.expiry(), {kept: 1, lengthened: 2})  # first in the sweep
-    wait_until(lambda: store.get_job(made[-1]) is None, timeout=RETAIN + 5)
+    wait_until(lambda: store.get_job(made[-1], tenant=TENANT) is None, timeout=RETAIN + 5)
     assert sorted(sweep_expired(store, batch=2)) == sorted(made[2:])  # in rounds of 2
-    assert indexes_holding(store, kept) == [store.keys.jobs(), store.keys.jobs("cancelled")]
+    assert indexes_holding(store, kept) == listed_in(store, "cancelled")
     assert store.keys.expiry() in indexes_holding(store, lengthened)
     assert store.redis.zscore(store.keys.expiry(), lengthened) > time.time() * 1000 + 500_000
-    assert sweep_expired(store) == [] and store.get_job(kept)["status"] == "cancelled"
+    assert (
+        sweep_expired(store) == [] and store.get_job(kept, tenant=TENANT)["status"] == "cancelled"
+    )
 
 
 def as_stored_before_retention(store, job_id, finished_days_ago):
@@ -185,7 +213,9 @@ def test_jobs_finished_before_retention_are_given_theirs_once(redis_client, reap
     assert store.redis.pttl(store.keys.job(old)) == -1
 
     assert sorted(adopt_finished(store)) == sorted([old, recent])
-    assert keys_of(store.redis, old) == [] and store.get_model(old_model) is None  # past due
+    assert (
+        keys_of(store.redis, old) == [] and store.get_model(old_model, tenant=TENANT) is None
+    )  # past due
     assert sweep_expired(store) == [old] and indexes_holding(store, old) == []
     day = 86_400_000
     for key in (*keys_of(store.redis, recent), store.keys.model(recent_model)):
@@ -240,11 +270,11 @@ def test_graphs_are_kept_no_longer_than_the_retention(make_app, store):
 
 def test_a_late_worker_never_brings_back_an_expired_graph(redis_client):
     graphs = GraphStore(redis_client)
-    queued = graphs.queue(b'{"nodes": []}', 1, lambda pipe, graph_id: None)
+    queued = graphs.queue(b'{"nodes": []}', 1, lambda pipe, graph_id: None, tenant=TENANT)
     assert graphs.take(queued) == b'{"nodes": []}'
-    wait_until(lambda: graphs.get(queued) is None, timeout=5)
+    wait_until(lambda: graphs.get(queued, tenant=TENANT) is None, timeout=5)
     graphs.finish(queued, result_json='{"value": 1.0}')  # the evaluation ends after expiry
-    assert graphs.get(queued) is None and keys_of(redis_client, queued) == []
+    assert graphs.get(queued, tenant=TENANT) is None and keys_of(redis_client, queued) == []
 
 
 # -- DELETE -------------------------------------------------------------------------------
@@ -313,8 +343,10 @@ def test_delete_of_a_running_job_stops_its_worker_and_refuses_its_writes(client,
     report = Report(batch(2), progress(3), METRICS, {"step": 3})
     assert not hand_back(store, job_id, run.token, report, enqueue)
     assert store.start(job_id) is None
-    assert store.cancel(job_id) == (False, "")
-    assert keys_of(store.redis, job_id) == [] and store.get_model(model["id"]) is None
+    assert store.cancel(job_id, tenant=TENANT) == (False, "")
+    assert (
+        keys_of(store.redis, job_id) == [] and store.get_model(model["id"], tenant=TENANT) is None
+    )
     assert indexes_holding(store, job_id) == []
     assert gone(client, job_id)
 
@@ -466,7 +498,8 @@ def full(small_redis):
 
 
 def test_a_full_redis_refuses_writes_with_503_and_loses_nothing(full):
-    client = create_app({"TESTING": True, "REDIS_URL": full.url}).test_client()
+    key = ApiKeys(full.redis).create(TENANT)[1]
+    client = client_with(create_app({"TESTING": True, "REDIS_URL": full.url}), key)
     kept = client.post("/v1/jobs", json=small_spec()).get_json()
     doomed = client.post("/v1/jobs", json=small_spec()).get_json()["id"]
     full.fill()
@@ -490,7 +523,7 @@ def test_a_full_redis_refuses_writes_with_503_and_loses_nothing(full):
 
 def test_a_running_job_rides_out_a_full_redis(full):
     store = JobStore(full.redis)
-    job_id = store.create_job({"steps": 100}, lambda pipe, job_id: None)[0]["id"]
+    job_id = store.create_job({"steps": 100}, lambda pipe, job_id: None, tenant=TENANT)[0]["id"]
     run = store.start(job_id)
     with store.cancel_listener(job_id) as cancel:
         recorder = Recorder(store, job_id, run, Pace(0.0, 100.0), Watch(cancel))
@@ -502,14 +535,14 @@ def test_a_running_job_rides_out_a_full_redis(full):
         recorder.batch = batch(2, 3)
         recorder.flush()  # refused: the steps are kept for the next flush
         assert recorder.unreachable and recorder.batch == batch(2, 3)
-        assert store.history(job_id)["step"] == [0, 1]
-        assert store.get_job(job_id)["status"] == "running"
+        assert store.history(job_id, tenant=TENANT)["step"] == [0, 1]
+        assert store.get_job(job_id, tenant=TENANT)["status"] == "running"
         full.make_room()
         recorder.batch = batch(2, 3, 4)
         recorder.flush()
         assert not recorder.unreachable
-    assert store.history(job_id)["step"] == [0, 1, 2, 3, 4]
-    assert store.get_job(job_id)["status"] == "running"
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1, 2, 3, 4]
+    assert store.get_job(job_id, tenant=TENANT)["status"] == "running"
 
 
 def test_the_bundled_redis_takes_its_ceiling_from_the_settings(tmp_path, monkeypatch):
@@ -521,11 +554,14 @@ def test_the_bundled_redis_takes_its_ceiling_from_the_settings(tmp_path, monkeyp
 
 def test_reaper_passes_survive_a_full_redis(full, worker_env):
     store = JobStore(full.redis, retention_days=0.5 / DAY)
-    job_id = store.create_job({"steps": 100}, lambda pipe, job_id: None)[0]["id"]
-    store.cancel(job_id)
+    job_id = store.create_job({"steps": 100}, lambda pipe, job_id: None, tenant=TENANT)[0]["id"]
+    store.cancel(job_id, tenant=TENANT)
     queue = make_queue(full.redis, {"QUEUE_NAME": "gradserve", "JOB_TIMEOUT": 60})
     reaper = Reaper(store, queue, {"REAPER_INTERVAL": 0.2, "LEASE_TTL": 60.0, "MAX_LOST_RUNS": 2})
     full.fill()
     # The sweep only removes: it runs on a full Redis.
     wait_until(lambda: reaper.run_once().expired == [job_id], timeout=5)
-    assert store.get_job(job_id) is None and store.redis.zcard(store.keys.jobs()) == 0
+    assert (
+        store.get_job(job_id, tenant=TENANT) is None and store.redis.zcard(store.keys.jobs()) == 0
+    )
+    assert store.redis.zcard(store.keys.tenant_jobs(TENANT)) == 0

@@ -7,8 +7,10 @@ import time
 import pytest
 
 from service.errors import IdempotencyKeyReused, InvalidParameter
-from service.store import GraphStore, JobStore, Keys, Report
+from service.store import ApiKeys, GraphStore, JobStore, Keys, Report, WebhookSecrets
 from service.store.cursor import decode_cursor, encode_cursor
+
+from .service_helpers import TENANT
 
 SPEC = {"steps": 10}
 
@@ -18,7 +20,7 @@ def nothing(pipe, job_id):
 
 
 def make_job(store, spec=SPEC):
-    return store.create_job(spec, nothing)[0]["id"]
+    return store.create_job(spec, nothing, tenant=TENANT)[0]["id"]
 
 
 def batch(*steps):
@@ -41,9 +43,9 @@ def test_create_job_writes_record_indexes_and_enqueue_in_one_transaction(store):
     def enqueue(pipe, job_id):
         pipe.rpush("test:queue", job_id)
 
-    job, replayed = store.create_job(SPEC, enqueue)
+    job, replayed = store.create_job(SPEC, enqueue, tenant=TENANT)
     assert not replayed and job["status"] == "queued"
-    assert store.get_job(job["id"]) == {**job, "attempt": 0}
+    assert store.get_job(job["id"], tenant=TENANT) == {**job, "attempt": 0}
     assert store.redis.lrange("test:queue", 0, -1) == [job["id"].encode()]
     assert store.redis.zscore(store.keys.jobs(), job["id"]) is not None
     assert store.redis.zscore(store.keys.jobs("queued"), job["id"]) is not None
@@ -54,7 +56,7 @@ def test_create_job_writes_nothing_when_the_enqueue_fails(store):
         raise ConnectionError("the queue is gone")
 
     with pytest.raises(ConnectionError):
-        store.create_job(SPEC, failing)
+        store.create_job(SPEC, failing, tenant=TENANT)
     assert store.redis.dbsize() == 0
 
 
@@ -63,7 +65,7 @@ def test_start_counts_attempts_and_happens_once(store):
     run = store.start(job_id)
     assert run.attempt == 1 and len(run.token) == 16
     assert store.start(job_id) is None  # already taken
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "running" and job["started_at"] and job["attempt"] == 1
     assert store.redis.zscore(store.keys.jobs("queued"), job_id) is None
     assert store.redis.zscore(store.keys.jobs("running"), job_id) is not None
@@ -74,8 +76,8 @@ def test_progress_is_written_only_by_the_running_run(store):
     run = store.start(job_id)
     assert store.record(job_id, run.token, report(0, 1))
     assert not store.record(job_id, "another run", report(2))
-    assert store.history(job_id)["step"] == [0, 1]
-    assert store.get_job(job_id)["metrics"] == METRICS
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1]
+    assert store.get_job(job_id, tenant=TENANT)["metrics"] == METRICS
 
 
 def test_cancel_of_a_running_job_notifies_and_fences_later_writes(store):
@@ -84,7 +86,7 @@ def test_cancel_of_a_running_job_notifies_and_fences_later_writes(store):
     store.record(job_id, token, report(0))
     with store.cancel_listener(job_id) as listener:
         assert not listener.cancelled()
-        assert store.cancel(job_id) == (True, "running")
+        assert store.cancel(job_id, tenant=TENANT) == (True, "running")
         # PUBLISH reaches the subscriber's socket asynchronously: give it a moment.
         deadline = time.monotonic() + 2.0
         while not listener.cancelled() and time.monotonic() < deadline:
@@ -94,10 +96,10 @@ def test_cancel_of_a_running_job_notifies_and_fences_later_writes(store):
     assert not store.record(job_id, token, report(1))
     assert not store.record(job_id, token, report(1, model=model))
     assert not store.record(job_id, token, report(1, error={"title": "x"}))
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "cancelled" and job["model_id"] is None and job["error"] is None
-    assert store.history(job_id)["step"] == [0]
-    assert store.get_model(model["id"]) is None
+    assert store.history(job_id, tenant=TENANT)["step"] == [0]
+    assert store.get_model(model["id"], tenant=TENANT) is None
 
 
 def test_terminal_statuses_never_change(store):
@@ -105,12 +107,12 @@ def test_terminal_statuses_never_change(store):
     token = store.start(job_id).token
     model = {"id": "e" * 32, "job_id": job_id, "parameters": [1.0]}
     assert store.record(job_id, token, report(0, model=model))
-    assert store.cancel(job_id) == (False, "succeeded")
+    assert store.cancel(job_id, tenant=TENANT) == (False, "succeeded")
     assert not store.record(job_id, token, report(error={"title": "late"}))
     assert store.start(job_id) is None
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "succeeded" and job["model_id"] == model["id"]
-    assert store.get_model(model["id"]) == model
+    assert store.get_model(model["id"], tenant=TENANT) == model
     assert store.redis.zscore(store.keys.jobs("succeeded"), job_id) is not None
     assert store.redis.zscore(store.keys.jobs("running"), job_id) is None
 
@@ -123,7 +125,7 @@ def race_cancel_and_finish(store):
     results = {}
 
     def cancel():
-        results["cancel"] = store.cancel(job_id)[0]
+        results["cancel"] = store.cancel(job_id, tenant=TENANT)[0]
 
     def finish():
         results["finish"] = store.record(job_id, token, report(model=model))
@@ -133,7 +135,7 @@ def race_cancel_and_finish(store):
         t.start()
     for t in threads:
         t.join()
-    return results, store.get_job(job_id)["status"]
+    return results, store.get_job(job_id, tenant=TENANT)["status"]
 
 
 def test_a_race_of_cancel_and_finish_has_one_winner(store):
@@ -149,9 +151,9 @@ def test_failure_keeps_the_history_and_the_problem(store):
     store.record(job_id, token, report(0, 1))
     problem = {"title": "Training diverged", "step": 3}
     assert store.record(job_id, token, report(2, error=problem))
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "failed" and job["error"] == problem and job["finished_at"]
-    assert store.history(job_id)["step"] == [0, 1, 2]
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1, 2]
 
 
 def test_history_batches_join_and_since_cuts_inside_a_batch(store):
@@ -159,8 +161,8 @@ def test_history_batches_join_and_since_cuts_inside_a_batch(store):
     token = store.start(job_id).token
     for steps in ([0, 1, 2], [3, 4], [5]):
         assert store.record(job_id, token, report(*steps))
-    assert store.history(job_id)["step"] == [0, 1, 2, 3, 4, 5]
-    since = store.history(job_id, since=4)
+    assert store.history(job_id, tenant=TENANT)["step"] == [0, 1, 2, 3, 4, 5]
+    since = store.history(job_id, since=4, tenant=TENANT)
     assert since == {
         "job_id": job_id,
         "step": [4, 5],
@@ -168,7 +170,7 @@ def test_history_batches_join_and_since_cuts_inside_a_batch(store):
         "accuracy": [None, None],
         "next_since": None,
     }
-    assert store.history(job_id, since=99)["step"] == []
+    assert store.history(job_id, since=99, tenant=TENANT)["step"] == []
     assert store.redis.llen(store.keys.history(job_id)) == 3  # a write per batch
 
 
@@ -179,22 +181,22 @@ def test_history_pages_are_the_slices_of_the_whole_and_chain_to_the_end(store):
     for size in sizes:  # batches of uneven sizes, as flushes make them
         assert store.record(job_id, token, report(*range(first, first + size)))
         first += size
-    whole = store.history(job_id)
+    whole = store.history(job_id, tenant=TENANT)
     assert whole["step"] == list(range(first)) and whole["next_since"] is None
     for since in range(first + 2):
         for limit in (1, 2, 3, 6, 13, 29, 60, 100):
-            page = store.history(job_id, since, limit)
+            page = store.history(job_id, since, limit, tenant=TENANT)
             assert page["step"] == whole["step"][since : since + limit], (since, limit)
             assert page["loss"] == whole["loss"][since : since + limit]
             more = since + limit < first
             assert page["next_since"] == (since + limit if more else None), (since, limit)
     pages, since = [], 0
     while since is not None:  # following next_since from 0 gives the whole, once
-        page = store.history(job_id, since, 4)
+        page = store.history(job_id, since, 4, tenant=TENANT)
         pages += page["step"]
         since = page["next_since"]
     assert pages == whole["step"]
-    assert store.history(make_job(store), 0, 10)["step"] == []  # no history yet
+    assert store.history(make_job(store), 0, 10, tenant=TENANT)["step"] == []  # no history yet
 
 
 def test_history_pages_read_only_the_batches_they_need(store):
@@ -204,7 +206,7 @@ def test_history_pages_read_only_the_batches_they_need(store):
         assert store.record(job_id, token, report(*range(first, first + 100)))
     batches, more = store.scripts.history_page(keys=[store.keys.history(job_id)], args=[5_050, 150])
     assert len(batches) == 2 and more == 1  # steps 5,000 to 5,199: two batches, not 100
-    page = store.history(job_id, 5_050, 150)
+    page = store.history(job_id, 5_050, 150, tenant=TENANT)
     assert page["step"] == list(range(5_050, 5_200)) and page["next_since"] == 5_200
 
 
@@ -214,17 +216,17 @@ def test_checkpoint_is_stored_with_its_history(store):
     checkpoint = {"version": 1, "step": 2, "parameters": [0.5]}
     assert store.record(job_id, token, report(0, 1, checkpoint=checkpoint, trained_seconds=0.5))
     assert store.checkpoint(job_id) == checkpoint
-    assert store.history(job_id)["step"][-1] + 1 == checkpoint["step"]
+    assert store.history(job_id, tenant=TENANT)["step"][-1] + 1 == checkpoint["step"]
     assert store.redis.hget(store.keys.job(job_id), "trained_seconds") == b"0.5"
 
 
 def test_pages_are_newest_first_and_cursors_survive_equal_times(store):
     ids = [make_job(store) for _ in range(5)]
     for job_id in ids:  # the same creation time for all: ties broken by id
-        store.redis.zadd(store.keys.jobs(), {job_id: 1_000_000})
+        store.redis.zadd(store.keys.tenant_jobs(TENANT), {job_id: 1_000_000})
     seen, cursor = [], None
     while True:
-        page, cursor = store.list_jobs(2, cursor)
+        page, cursor = store.list_jobs(2, cursor, tenant=TENANT)
         seen += [job["id"] for job in page]
         if cursor is None:
             break
@@ -243,7 +245,9 @@ def test_idempotent_create_under_concurrency_makes_one_job(store):
 
     def submit():
         try:
-            created.append(store.create_job(SPEC, nothing, ("key-1", "print", 60))[0]["id"])
+            created.append(
+                store.create_job(SPEC, nothing, ("key-1", "print", 60), tenant=TENANT)[0]["id"]
+            )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -255,29 +259,29 @@ def test_idempotent_create_under_concurrency_makes_one_job(store):
     assert not errors and len(set(created)) == 1
     assert store.redis.zcard(store.keys.jobs()) == 1
     with pytest.raises(IdempotencyKeyReused):
-        store.create_job(SPEC, nothing, ("key-1", "another print", 60))
-    assert 0 < store.redis.ttl(store.keys.idempotency("key-1")) <= 60
+        store.create_job(SPEC, nothing, ("key-1", "another print", 60), tenant=TENANT)
+    assert 0 < store.redis.ttl(store.keys.idempotency(TENANT, "key-1")) <= 60
 
 
 def test_graphs_are_kept_for_their_time_to_live(redis_client):
     graphs = GraphStore(redis_client)
-    graph_id = graphs.save_result('{"value":1.0}', ttl=30)
-    assert graphs.get(graph_id) == ("succeeded", b'{"value":1.0}', None)
+    graph_id = graphs.save_result('{"value":1.0}', ttl=30, tenant=TENANT)
+    assert graphs.get(graph_id, tenant=TENANT) == ("succeeded", b'{"value":1.0}', None)
     assert 0 < redis_client.ttl(graphs.keys.graph(graph_id)) <= 30
 
     def enqueue(pipe, queued_id):
         pipe.rpush("test:queue", queued_id)
 
-    queued = graphs.queue(b'{"nodes": []}', 30, enqueue)
+    queued = graphs.queue(b'{"nodes": []}', 30, enqueue, tenant=TENANT)
     assert redis_client.lrange("test:queue", 0, -1) == [queued.encode()]
-    assert graphs.get(queued)[0] == "queued"
+    assert graphs.get(queued, tenant=TENANT)[0] == "queued"
     assert 0 < redis_client.ttl(graphs.keys.graph_doc(queued)) <= 30
     assert graphs.take(queued) == b'{"nodes": []}'
-    assert graphs.get(queued)[0] == "running"
+    assert graphs.get(queued, tenant=TENANT)[0] == "running"
     graphs.finish(queued, error={"title": "bad"})
-    assert graphs.get(queued) == ("failed", None, {"title": "bad"})
+    assert graphs.get(queued, tenant=TENANT) == ("failed", None, {"title": "bad"})
     assert redis_client.exists(graphs.keys.graph_doc(queued)) == 0
-    assert graphs.get("../etc") is None
+    assert graphs.get("../etc", tenant=TENANT) is None
 
 
 def test_every_key_is_under_the_prefix(redis_client):
@@ -286,8 +290,10 @@ def test_every_key_is_under_the_prefix(redis_client):
     token = store.start(job_id).token
     assert store.record(job_id, token, report(0, checkpoint={"step": 1}))
     assert store.record(job_id, token, report(1, model={"id": "c" * 32}))
-    store.create_job(SPEC, nothing, ("k", "p", 60))
-    GraphStore(redis_client, prefix="other").save_result("{}", 60)
+    store.create_job(SPEC, nothing, ("k", "p", 60), tenant=TENANT)
+    GraphStore(redis_client, prefix="other").save_result("{}", 60, tenant=TENANT)
+    ApiKeys(redis_client, prefix="other").create(TENANT)
+    WebhookSecrets(redis_client, prefix="other").get(TENANT)
     keys = [k.decode() for k in redis_client.keys("*")]
     assert len(keys) >= 8 and all(k.startswith("other:") for k in keys)
     assert Keys("other").job(job_id) in keys

@@ -7,7 +7,7 @@ from engine.data import make_moons
 from service.worker import jobs
 from service.worker.recorder import JobStopped, Pace, Recorder, Watch
 
-from .service_helpers import forward, small_spec
+from .service_helpers import TENANT, forward, small_spec
 
 
 class Clock:
@@ -35,7 +35,7 @@ def submit(client, spec):
 @pytest.fixture
 def running(store):
     """A job marked running, a recorder on a clock the test moves, and its listener."""
-    job_id = store.create_job({"steps": 100}, lambda pipe, job_id: None)[0]["id"]
+    job_id = store.create_job({"steps": 100}, lambda pipe, job_id: None, tenant=TENANT)[0]["id"]
     with store.cancel_listener(job_id) as listener:
         run = store.start(job_id)
         clock = Clock()
@@ -47,12 +47,12 @@ def test_recorder_writes_history_in_batches_not_per_step(store, running):
     for step in range(10):
         clock.now = step * 0.02  # 50 steps a second
         record(Progress(step))
-    assert store.history(job_id)["step"] == []  # nothing before a quarter second
+    assert store.history(job_id, tenant=TENANT)["step"] == []  # nothing before a quarter second
     clock.now = 0.25
     record(Progress(10))
-    assert store.history(job_id)["step"] == list(range(11))
+    assert store.history(job_id, tenant=TENANT)["step"] == list(range(11))
     assert store.redis.llen(store.keys.history(job_id)) == 1
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, tenant=TENANT)
     assert job["progress"] == {"step": 11, "steps": 100}
     assert job["metrics"] == {"loss": 1 / 11, "accuracy": 0.5}
     assert store.checkpoint(job_id) is None
@@ -66,19 +66,21 @@ def test_recorder_checkpoints_every_second_with_the_history_up_to_it(store, runn
     checkpoint = store.checkpoint(job_id)
     assert checkpoint is not None and checkpoint["step"] == 51  # taken at 1.0 s, after step 50
     assert store.redis.llen(store.keys.history(job_id)) == 4  # 0.25, 0.5, 0.75 and 1.0 s
-    assert store.history(job_id)["step"] == list(range(checkpoint["step"]))
+    assert store.history(job_id, tenant=TENANT)["step"] == list(range(checkpoint["step"]))
 
 
 def test_recorder_stops_at_the_step_after_a_cancel(store, running):
     job_id, record, clock = running
     record(Progress(0))
-    store.cancel(job_id)
+    store.cancel(job_id, tenant=TENANT)
     with pytest.raises(JobStopped):
         record(Progress(1))
     clock.now = 5.0
     assert not record.complete({"id": "a" * 32})
-    assert store.history(job_id)["step"] == []  # nothing was written after the cancel
-    assert store.get_job(job_id)["status"] == "cancelled"
+    assert (
+        store.history(job_id, tenant=TENANT)["step"] == []
+    )  # nothing was written after the cancel
+    assert store.get_job(job_id, tenant=TENANT)["status"] == "cancelled"
 
 
 def test_run_training_succeeds_with_history_and_a_consistent_model(client, worker_env):

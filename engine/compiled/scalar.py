@@ -30,15 +30,16 @@ class ScalarRun:
     def build(cls, tape, slots, nodes, live):
         """The run of tape nodes `nodes` (a list), `slots` each node's slot (a list)."""
         ops, inputs, attrs = tape.ops, tape.inputs, tape.attrs
-        entries = []
+        entries, by_name = [], BY_NAME
         for i in nodes:
-            op, o, args = BY_NAME[ops[i]], slots[i], tuple(slots[j] for j in inputs[i])
-            if len(args) == 2 and (op is ADD or op is MUL):
-                code = ADD2 if op is ADD else MUL2
-            else:
-                code = (UNARY, BINARY)[len(args) - 1] if len(args) <= 2 else NARY
-            b = args[1] if len(args) > 1 else -1
-            entries.append((code, o, args[0], b, (op.forward, op.backward, args, attrs[i])))
+            op, o, args = by_name[ops[i]], slots[i], [slots[j] for j in inputs[i]]
+            n = len(args)
+            if n == 2 and (op is ADD or op is MUL):
+                entries.append((ADD2 if op is ADD else MUL2, o, args[0], args[1], None))
+                continue
+            code = UNARY if n == 1 else BINARY if n == 2 else NARY
+            extra = (op.forward, op.backward, args, attrs[i])
+            entries.append((code, o, args[0], args[1] if n > 1 else -1, extra))
         back = (
             entries if live is None else [e for e, i in zip(entries, nodes, strict=True) if live[i]]
         )

@@ -18,7 +18,8 @@ from ..ops import OPS as GRAPH_OPS
 OPS = (*NAMES, "dot")  # graph/1's ops, and the dot that fuse.py forms
 CODE = {op: code for code, op in enumerate(OPS)}
 INPUT, DOT = CODE["input"], CODE["dot"]
-WITH_ATTR = [CODE[op.name] for op in GRAPH_OPS if op.attr is not None]  # pow (exponent)
+# per code: does the op carry an attribute (pow's exponent)? dot, the last code, does not
+HAS_ATTR = np.array([op.attr is not None for op in GRAPH_OPS] + [False])
 # A numpy round costs about ROUND + (pending nodes) node-visits of numpy work; a node done
 # one at a time in Python costs about NODE_PER_ROUND of them.
 ROUND, NODE_PER_ROUND = 4096, 64
@@ -97,7 +98,7 @@ def layout(tape, vary=None):
 
     # group kind: op, arity and attribute (pow's exponent) or operand row (dot)
     tag = np.zeros(n, np.intp)
-    attributed = np.flatnonzero(np.isin(codes, WITH_ATTR))
+    attributed = np.flatnonzero(HAS_ATTR[codes])
     if len(attributed):
         values = np.array([tape.attrs[i] for i in attributed.tolist()], dtype=float)
         tag[attributed] = np.unique(values, return_inverse=True)[1] + 1

@@ -6,12 +6,12 @@ from typing import Any
 from flask import Flask
 
 from ..config import load_config
-from ..store import GraphStore, JobStore
+from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.queue import connect, make_queue
-from . import boundary, docs_assets
+from . import auth, boundary, docs_assets
 from .extensions import Services
 from .jsonprovider import StrictJSONProvider
-from .routes import graphs, health, jobs, models
+from .routes import graphs, health, jobs, models, webhooks
 from .smorest import Api
 
 
@@ -23,14 +23,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config(config))
     connection = connect(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"])
     retention = app.config["RETENTION_DAYS"]
-    app.extensions["gradserve"] = Services(
+    app.extensions["gradserve"] = services = Services(
         store=JobStore(connection, retention_days=retention),
         graphs=GraphStore(connection, retention_days=retention),
         queue=make_queue(connection, app.config),
+        keys=ApiKeys(connection),
+        webhooks=WebhookSecrets(connection),
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
     )
-    api = Api(app)
-    for blueprint in (graphs.blp, jobs.blp, models.blp, health.blp):
+    auth.register(app, services.keys)
+    api = Api(app, spec_kwargs={"extra_plugins": [auth.SecurityPlugin()]})
+    for blueprint in (graphs.blp, jobs.blp, models.blp, webhooks.blp, health.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs_assets.blueprint)
     boundary.register(app)

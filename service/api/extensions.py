@@ -1,11 +1,11 @@
-"""What the app holds for its requests: the Redis client, the store and the queue."""
+"""What the app holds for its requests: the Redis client, the stores and the queue."""
 
 from dataclasses import dataclass
 
 import redis
 from flask import current_app
 
-from ..store import GraphStore, JobStore
+from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.queue import Queue
 
 
@@ -14,6 +14,8 @@ class Services:
     store: JobStore
     graphs: GraphStore
     queue: Queue
+    keys: ApiKeys
+    webhooks: WebhookSecrets
     readiness: redis.Redis  # the same Redis, with a short timeout: /readyz never hangs
 
 

@@ -212,7 +212,7 @@ class Bundled:
                     raise
         for path, address in ((self.url_file, self.url), (self.admin_url_file, self.admin_url)):
             if _read(path) != address:
-                _write_private(path, address + "\n")
+                write_private(path, address + "\n")
         return process
 
     def restart(self) -> subprocess.Popen:
@@ -234,7 +234,7 @@ class Bundled:
         self._lock = lock
 
     def _launch(self) -> subprocess.Popen:
-        _write_private(self.config_file, self._config())
+        write_private(self.config_file, self._config())
         process = subprocess.Popen(
             [executable(), str(self.config_file)],
             stdout=subprocess.DEVNULL,
@@ -291,7 +291,7 @@ def _read_login(path: Path, user: str) -> tuple[int, str] | None:
     return None
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write `path` whole, readable by this user only (mode 0600 from its first byte)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     temporary.unlink(missing_ok=True)

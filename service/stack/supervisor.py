@@ -29,8 +29,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
-from ..config import redis_url_file
+from .. import settings
+from ..config import api_key_file, auth_enabled, redis_url_file
+from ..store import LOCAL_TENANT
 from . import redis_server
+from .api_key import ensure_local_key
 
 GRACE = 10.0
 """Seconds, from the stop signal, that the API may take to stop and a worker to hand its job
@@ -159,6 +162,7 @@ class Stack:
                 self.bundled.url_file,
                 self.bundled.admin_url_file,
             )
+        self._ensure_api_key()
         self.api = self._spawn_api()
         self.workers = [self._spawn_worker() for _ in range(self.worker_count)]
         log.info(
@@ -169,6 +173,25 @@ class Stack:
             f"it reads {self.bundled.url_file}"
             if self.bundled
             else f"with REDIS_URL={redis_server.masked(self.env['REDIS_URL'])}",
+        )
+
+    def _ensure_api_key(self) -> None:
+        """With AUTH on, a working key of tenant `local` in the data directory's `api-key`
+        (its path is logged, never the key)."""
+        try:
+            auth = auth_enabled(self.env.get("GRADSERVE_AUTH", settings.AUTH))
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+        if not auth:
+            log.warning("GRADSERVE_AUTH=off: every request is served as tenant %r", LOCAL_TENANT)
+            return
+        path = api_key_file(self.data_dir)
+        ensure_local_key(self.env["REDIS_URL"], path)
+        log.info(
+            "the API key of tenant %r is in %s: export GRADSERVE_API_KEY=$(cat %s)",
+            LOCAL_TENANT,
+            path,
+            path,
         )
 
     def _spawn_api(self) -> subprocess.Popen:

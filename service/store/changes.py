@@ -15,10 +15,12 @@ Json = dict[str, Any]
 @dataclass(frozen=True)
 class Change:
     """One guarded change of a job: applied only while the job is in an `allowed` status
-    (and, with `token`, still that run's), all of it or nothing."""
+    (and, with `tenant`, that tenant's; with `token`, still that run's), all of it or
+    nothing."""
 
     allowed: tuple[str, ...]
     to: str | None = None  # the new status (None: unchanged)
+    tenant: str | None = None  # whose job it must be (None: anyone's; the workers' side)
     token: str | None = None  # the run that must still hold the job (None: any)
     history: Json | None = None  # a batch of steps, which must continue the stored history
     checkpoint: Json | None = None  # the latest checkpoint; it goes with the history so far
@@ -33,6 +35,8 @@ class Change:
         named: Json = {"allowed": list(self.allowed)}
         if self.to:
             named["to"] = self.to
+        if self.tenant:
+            named["tenant"] = self.tenant
         if self.token:
             named["token"] = self.token
         if steps:

@@ -1,9 +1,14 @@
 """Training jobs in Redis: a job is a hash (the source of truth, written in the same
-transaction as its enqueue), indexed in sorted sets by creation time; its history a list
-of JSON batches; its latest checkpoint a string; its inline data, if any, a string of its
-own (the hash holds a summary); while it runs, a lease. A finished job expires with all of
-these and its model after its retention (`scripts.UPDATE`); the reaper then sweeps the
-indexes (`service.store.retention`).
+transaction as its enqueue), indexed in sorted sets by creation time (every job's, and its
+tenant's own); its history a list of JSON batches; its latest checkpoint a string; its
+inline data, if any, a string of its own (the hash holds a summary); while it runs, a
+lease; its model, once it succeeded, a hash of the document and the tenant. A finished job
+expires with all of these and its model after its retention (`scripts.UPDATE`); the reaper
+then sweeps the indexes, its tenant's too (`service.store.retention`).
+
+A job, and the model it trains, belong to the tenant that submitted it: every read, delete
+and cancel the API makes names the tenant, and another tenant's job or model reads as no
+job at all.
 
 A job's status changes only through the Lua scripts of `service.store.scripts`, which check
 the current status (and the token of the run writing) first, so a cancel and a finish
@@ -81,13 +86,15 @@ class JobStore:
         enqueue: Enqueue,
         idempotency: tuple[str, str, int] | None = None,
         data: Json | None = None,
+        *,
+        tenant: str,
     ) -> tuple[Json, bool]:
-        """Write a queued job and call `enqueue(pipeline, job_id)` in one transaction (it
-        returns the rq job id that may start the job, or None for any).
+        """Write `tenant`'s queued job and call `enqueue(pipeline, job_id)` in one
+        transaction (it returns the rq job id that may start the job, or None for any).
 
         `idempotency` = (key, fingerprint of the request, seconds to remember it): a key
-        seen before with the same fingerprint gives back that job (and True); with
-        another, IdempotencyKeyReused. A key whose job is gone (deleted, expired) is
+        the tenant used before with the same fingerprint gives back that job (and True);
+        with another, IdempotencyKeyReused. A key whose job is gone (deleted, expired) is
         forgotten: a new job is made.
 
         Inline data (`spec["data"]`; `data`, the data as the client sent it, is what is
@@ -117,9 +124,9 @@ class JobStore:
                 try:
                     if idempotency is not None:
                         key, fingerprint, ttl = idempotency
-                        pipe.watch(self.keys.idempotency(key))
-                        seen = pipe.get(self.keys.idempotency(key))
-                        replayed = seen and self._replay(pipe, seen.decode(), fingerprint)
+                        pipe.watch(self.keys.idempotency(tenant, key))
+                        seen = pipe.get(self.keys.idempotency(tenant, key))
+                        replayed = seen and self._replay(pipe, seen.decode(), fingerprint, tenant)
                         if replayed:
                             pipe.unwatch()
                             return replayed, True
@@ -130,16 +137,21 @@ class JobStore:
                             "id": job_id,
                             "status": "queued",
                             "attempt": 0,
+                            "tenant": tenant,
+                            "tenant_jobs": self.keys.tenant_jobs(tenant),
                             "retention_ms": self.retention_ms,
                             **fields,
                         },
                     )
                     if inline is not None:
                         pipe.set(self.keys.data(job_id), inline)
-                    pipe.zadd(self.keys.jobs(), {job_id: created})
-                    pipe.zadd(self.keys.jobs("queued"), {job_id: created})
+                    for status in (None, "queued"):  # every job's indexes, the tenant's
+                        pipe.zadd(self.keys.jobs(status), {job_id: created})
+                        pipe.zadd(self.keys.tenant_jobs(tenant, status), {job_id: created})
                     if idempotency is not None:
-                        pipe.set(self.keys.idempotency(key), f"{fingerprint} {job_id}", ex=ttl)
+                        pipe.set(
+                            self.keys.idempotency(tenant, key), f"{fingerprint} {job_id}", ex=ttl
+                        )
                     ticket = enqueue(pipe, job_id)
                     if ticket:  # only this rq job may start it (see `start`)
                         pipe.hset(self.keys.job(job_id), "ticket", ticket)
@@ -148,23 +160,28 @@ class JobStore:
                 except redis.WatchError:
                     continue  # the same key was used at the same moment: read it again
 
-    def _replay(self, pipe: redis.client.Pipeline, seen: str, fingerprint: str) -> Json | None:
-        """The job an Idempotency-Key made (None if it is gone: the key is made anew)."""
+    def _replay(
+        self, pipe: redis.client.Pipeline, seen: str, fingerprint: str, tenant: str
+    ) -> Json | None:
+        """The job a tenant's Idempotency-Key made (None if it is gone: the key is made
+        anew)."""
         seen_fingerprint, job_id = seen.split(" ")
         pipe.watch(self.keys.job(job_id))  # deleted meanwhile: look again
-        job = self._decode_job(pipe.hgetall(self.keys.job(job_id)))
+        job = self._decode_job(pipe.hgetall(self.keys.job(job_id)), tenant)
         if job is not None and seen_fingerprint != fingerprint:
             raise IdempotencyKeyReused()
         return job
 
-    def get_job(self, job_id: str) -> Json | None:
+    def get_job(self, job_id: str, *, tenant: str) -> Json | None:
+        """The job, if it is `tenant`'s; None if there is no such job or it is another
+        tenant's (the same answer: the API does not reveal that another's exists)."""
         if not ID_PATTERN.fullmatch(job_id):
             return None
-        return self._decode_job(self.redis.hgetall(self.keys.job(job_id)))
+        return self._decode_job(self.redis.hgetall(self.keys.job(job_id)), tenant)
 
     @staticmethod
-    def _decode_job(raw: dict[bytes, bytes]) -> Json | None:
-        if not raw:
+    def _decode_job(raw: dict[bytes, bytes], tenant: str) -> Json | None:
+        if not raw or raw.get(b"tenant", b"").decode() != tenant:
             return None
         job = {"id": raw[b"id"].decode(), "status": raw[b"status"].decode()}
         job.update((name, json.loads(raw[name.encode()])) for name in JSON_FIELDS)
@@ -175,13 +192,14 @@ class JobStore:
         return job
 
     def list_jobs(
-        self, limit: int, cursor: str | None = None, status: str | None = None
+        self, limit: int, cursor: str | None = None, status: str | None = None, *, tenant: str
     ) -> tuple[list[Json], str | None]:
-        """A page of jobs, newest first, and the cursor of the next page (None at the end).
+        """A page of `tenant`'s jobs, newest first, and the cursor of the next page (None at
+        the end).
 
         The cursor is the (creation time, id) of the page's last job: the next page starts
         right after it even as newer jobs arrive."""
-        index = self.keys.jobs(status)
+        index = self.keys.tenant_jobs(tenant, status)
         entries: list[tuple[bytes, float]] = []
         if cursor is None:
             entries = self.redis.zrevrange(index, 0, limit, withscores=True)
@@ -203,27 +221,35 @@ class JobStore:
         with self.redis.pipeline(transaction=False) as pipe:
             for member, _ in page:
                 pipe.hgetall(self.keys.job(member.decode()))
-            found = map(self._decode_job, pipe.execute())
+            found = (self._decode_job(raw, tenant) for raw in pipe.execute())
         # A job may have moved on (or out of `status`) since the index was read.
         jobs = [job for job in found if job and (status is None or job["status"] == status)]
         last = page[-1] if page and more else None
         return jobs, (encode_cursor(last[1], last[0].decode()) if last else None)
 
-    def cancel(self, job_id: str) -> tuple[bool, str]:
+    def cancel(self, job_id: str, *, tenant: str) -> tuple[bool, str]:
         """Queued or running -> cancelled (a running worker hears of it at its next step):
-        (done, the status before, or the terminal status that stays)."""
+        (done, the status before, or the terminal status that stays; '' if there is no such
+        job of `tenant`'s)."""
+        if not ID_PATTERN.fullmatch(job_id):
+            return False, ""
         change = Change(
             ("queued", "running"),
             to="cancelled",
+            tenant=tenant,
             publish_cancel=True,
             fields={"finished_at": now()},
         )
         return self.apply(job_id, change)
 
-    def history(self, job_id: str, since: int = 0, limit: int | None = None) -> Json:
+    def history(
+        self, job_id: str, since: int = 0, limit: int | None = None, *, tenant: str
+    ) -> Json | None:
         """The steps from `since` on: all of them, or at most `limit`, read from the batches
         that hold them only; `next_since` is where the next page starts (None: nothing
-        more is stored yet)."""
+        more is stored yet). None if it is no job of `tenant`'s."""
+        if not ID_PATTERN.fullmatch(job_id) or not self._owned(job_id, tenant):
+            return None
         if limit is None:
             batches = self.redis.lrange(self.keys.history(job_id), 0, -1)
             return {"job_id": job_id, **join_batches(batches, since), "next_since": None}
@@ -236,46 +262,62 @@ class JobStore:
         next_since = page["step"][-1] + 1 if cut and page["step"] else None
         return {"job_id": job_id, **page, "next_since": next_since}
 
-    def job_data(self, job_id: str) -> bytes | None:
+    def job_data(self, job_id: str, *, tenant: str) -> bytes | None:
         """A job's inline data as the canonical JSON text its summary hashes (None: the
-        job has none, or no such job)."""
+        job has none, or it is no job of `tenant`'s)."""
         if not ID_PATTERN.fullmatch(job_id):
             return None
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(self.keys.data(job_id))
-            pipe.hget(self.keys.job(job_id), "spec")
-            text, spec = pipe.execute()
+            pipe.hmget(self.keys.job(job_id), "spec", "tenant")
+            text, (spec, owner) = pipe.execute()
+        if owner is None or owner.decode() != tenant:
+            return None
         if text is None and spec is not None:  # a record from before data had its own key
             data = json.loads(spec).get("data")
             text = canonical(data) if data is not None and "x" in data else None
         return text
 
+    def _owned(self, job_id: str, tenant: str) -> bool:
+        owner = self.redis.hget(self.keys.job(job_id), "tenant")
+        return owner is not None and owner.decode() == tenant
+
     def checkpoint(self, job_id: str) -> Json | None:
         raw = self.redis.get(self.keys.checkpoint(job_id))
         return None if raw is None else json.loads(raw)
 
-    def get_model(self, model_id: str) -> Json | None:
+    def get_model(self, model_id: str, *, tenant: str) -> Json | None:
+        """The model document, if it is `tenant`'s (None otherwise, as for no model)."""
         if not ID_PATTERN.fullmatch(model_id):
             return None
-        raw = self.redis.get(self.keys.model(model_id))
-        return None if raw is None else json.loads(raw)
+        try:
+            doc, owner = self.redis.hmget(self.keys.model(model_id), "doc", "tenant")
+        except redis.ResponseError as exc:  # a model stored before tenants: a plain string
+            if str(exc).startswith("WRONGTYPE"):
+                return None
+            raise
+        if doc is None or owner is None or owner.decode() != tenant:
+            return None
+        return json.loads(doc)
 
     # -- deleting (only removals: they work when Redis is full) -------------------------------
 
-    def delete_job(self, job_id: str) -> bool:
-        """Delete a job, its history, checkpoint, inline data and index entries at once;
-        a queued one never starts, a running one is told to cancel (and every later write
-        of its run is refused: there is no job). Its model stays. False: no such job."""
+    def delete_job(self, job_id: str, *, tenant: str) -> bool:
+        """Delete a job, its history, checkpoint, inline data and index entries (its
+        tenant's too) at once; a queued one never starts, a running one is told to cancel
+        (and every later write of its run is refused: there is no job). Its model stays.
+        False: no such job of `tenant`'s."""
         if not ID_PATTERN.fullmatch(job_id):
             return False
-        args = [job_id, self.keys.cancel_channel(job_id)]
+        args = [job_id, self.keys.cancel_channel(job_id), tenant]
         with refused_when_full():
             return bool(self.scripts.delete(keys=self.job_keys(job_id), args=args))
 
-    def delete_model(self, model_id: str) -> bool:
-        """False: no such model. The job that trained it keeps naming it in `model_id`."""
+    def delete_model(self, model_id: str, *, tenant: str) -> bool:
+        """False: no such model of `tenant`'s. The job that trained it keeps naming it in
+        `model_id`."""
         return ID_PATTERN.fullmatch(model_id) is not None and bool(
-            self.redis.delete(self.keys.model(model_id))
+            self.scripts.delete_model(keys=[self.keys.model(model_id)], args=[tenant])
         )
 
     # -- every guarded change -----------------------------------------------------------------
@@ -293,6 +335,7 @@ class JobStore:
             k.jobs(),
             k.data(job_id),
             k.expiry(),
+            k.expiry_tenants(),
             *(k.jobs(s) for s in scripts.STATUSES),
         ]
 

@@ -39,16 +39,29 @@ class Keys:
         """The index of all jobs, or of the jobs in one status, scored by creation time."""
         return f"{self.prefix}:jobs" if status is None else f"{self.prefix}:jobs:{status}"
 
+    def tenant_jobs(self, tenant: str, status: str | None = None) -> str:
+        """A tenant's own index of its jobs, or of its jobs in one status, scored by creation
+        time. A job hash keeps the first in its field `tenant_jobs`; the scripts append
+        `:<status>` to it, as here, when the job's status changes."""
+        base = f"{self.prefix}:tenant:{tenant}:jobs"
+        return base if status is None else f"{base}:{status}"
+
     def expiry(self) -> str:
         """Finished jobs, scored by when Redis deletes them (ms): the reaper sweeps the
         indexes of the ones gone."""
         return f"{self.prefix}:expiry"
+
+    def expiry_tenants(self) -> str:
+        """A hash: for each job in the expiry index that has a tenant, its `tenant_jobs`;
+        the sweep needs it after Redis has deleted the job hash that held it."""
+        return f"{self.prefix}:expiry:tenants"
 
     def retention_adopted(self) -> str:
         """Set once the finished jobs stored before retention existed were given theirs."""
         return f"{self.prefix}:retention-adopted"
 
     def model(self, model_id: str) -> str:
+        """A model: a hash of `doc` (its JSON text) and `tenant` (its job's)."""
         return f"{self.prefix}:model:{model_id}"
 
     def graph(self, graph_id: str) -> str:
@@ -57,6 +70,19 @@ class Keys:
     def graph_doc(self, graph_id: str) -> str:
         return f"{self.prefix}:graph:{graph_id}:doc"
 
-    def idempotency(self, key: str) -> str:
+    def idempotency(self, tenant: str, key: str) -> str:
+        """A tenant's Idempotency-Key (two tenants' equal keys are two keys)."""
         digest = hashlib.sha256(key.encode()).hexdigest()  # any header value, a fixed length
-        return f"{self.prefix}:idempotency:{digest}"
+        return f"{self.prefix}:tenant:{tenant}:idempotency:{digest}"
+
+    def api_key(self, key_id: str) -> str:
+        """An API key's record (a hash: `hash`, `tenant`, `created_at`, `revoked_at`)."""
+        return f"{self.prefix}:apikey:{key_id}"
+
+    def api_keys(self) -> str:
+        """The index of every API key's id, scored by creation time."""
+        return f"{self.prefix}:apikeys"
+
+    def webhook_secret(self, tenant: str) -> str:
+        """A tenant's webhook signing secret."""
+        return f"{self.prefix}:tenant:{tenant}:webhook-secret"

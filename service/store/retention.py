@@ -1,7 +1,8 @@
 """Retention: a finished job's keys expire on their own (scripts.UPDATE sets their time to
-live when the job finishes); what stays behind is its id in the sorted-set indexes, which
-the reaper sweeps away here, guided by the index of finished jobs by expiry time. Jobs that
-finished before there was retention are given theirs once (`adopt_finished`)."""
+live when the job finishes); what stays behind is its id in the sorted-set indexes (every
+job's and its tenant's), which the reaper sweeps away here, guided by the index of finished
+jobs by expiry time. Jobs that finished before there was retention are given theirs once
+(`adopt_finished`)."""
 
 import json
 import time
@@ -20,7 +21,8 @@ def sweep_expired(store: JobStore, batch: int = SWEEP_BATCH) -> list[str]:
     there is left for a later sweep (its last milliseconds), or re-dated if its time to live
     was lengthened by hand, or dropped from the expiry index if it was made permanent."""
     keys, swept = store.keys, []
-    indexes = [keys.expiry(), keys.jobs(), *(keys.jobs(s) for s in scripts.STATUSES)]
+    indexes = [keys.jobs(), *(keys.jobs(s) for s in scripts.STATUSES)]
+    tenants = keys.expiry_tenants()
     while True:
         seconds, micros = store.redis.time()
         now = seconds * 1000 + micros // 1000
@@ -32,13 +34,17 @@ def sweep_expired(store: JobStore, batch: int = SWEEP_BATCH) -> list[str]:
                 pipe.pttl(keys.job(job_id))
             ttls = pipe.execute()
         gone = [job_id for job_id, ttl in zip(due, ttls, strict=True) if ttl == -2]
+        owners = store.redis.hmget(tenants, gone) if gone else []
         with store.redis.pipeline(transaction=False) as pipe:
-            for job_id in gone:
-                for index in indexes:
+            for job_id, own in zip(gone, owners, strict=True):
+                for index in indexes + _tenant_indexes(own):
                     pipe.zrem(index, job_id)
+                pipe.hdel(tenants, job_id)
+                pipe.zrem(keys.expiry(), job_id)  # the last: a sweep cut short finds it again
             for job_id, ttl in zip(due, ttls, strict=True):
                 if ttl == -1:
                     pipe.zrem(keys.expiry(), job_id)
+                    pipe.hdel(tenants, job_id)
                 elif ttl > 1000:
                     pipe.zadd(keys.expiry(), {job_id: now + ttl})
             pipe.execute()
@@ -46,6 +52,14 @@ def sweep_expired(store: JobStore, batch: int = SWEEP_BATCH) -> list[str]:
         waiting = sum(1 for ttl in ttls if 0 <= ttl <= 1000)  # left where they are
         if len(due) < batch or waiting == len(due):
             return swept
+
+
+def _tenant_indexes(own: bytes | None) -> list[str]:
+    """A tenant's indexes from the name its job hash kept in `tenant_jobs` (none for a job
+    stored before tenants)."""
+    if own is None:
+        return []
+    return [own.decode(), *(f"{own.decode()}:{s}" for s in scripts.STATUSES)]
 
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -68,7 +82,7 @@ def adopt_finished(store: JobStore, batch: int = 1_000) -> list[str]:
 
 
 def _adopt(store: JobStore, ids: list[str]) -> list[str]:
-    keys, fields = store.keys, ("finished_at", "model_id", "retention_ms")
+    keys, fields = store.keys, ("finished_at", "model_id", "retention_ms", "tenant_jobs")
     with store.redis.pipeline(transaction=False) as pipe:
         for job_id in ids:
             pipe.pttl(keys.job(job_id))
@@ -76,7 +90,7 @@ def _adopt(store: JobStore, ids: list[str]) -> list[str]:
         replies = pipe.execute()
     adopted = []
     with store.redis.pipeline() as pipe:  # all or nothing (a full Redis refuses it all)
-        for job_id, ttl, (finished, model_id, ms) in zip(
+        for job_id, ttl, (finished, model_id, ms, own) in zip(
             ids, replies[::2], replies[1::2], strict=True
         ):
             if ttl != -1:
@@ -91,6 +105,8 @@ def _adopt(store: JobStore, ids: list[str]) -> list[str]:
             for key in owned:
                 pipe.pexpireat(key, at)
             pipe.zadd(keys.expiry(), {job_id: at})
+            if own is not None:
+                pipe.hset(keys.expiry_tenants(), job_id, own)
             adopted.append(job_id)
         pipe.execute()
     return adopted

@@ -3,7 +3,9 @@ checks the job's state first, in Redis, atomically.
 
 UPDATE, START and DELETE take the same KEYS (`JOB_KEYS`): the job hash, its history list,
 its checkpoint, a model, its lease, its stranded mark, the index of all jobs, its inline data,
-the index of finished jobs by expiry, then one index per status; and the job id as ARGV[1].
+the index of finished jobs by expiry, the tenant index of each of those, then one index per
+status; and the job id as ARGV[1]. A job's tenant's indexes are named in its hash (below),
+so they are not among the KEYS.
 Every script reads the job hash first and writes nothing for a job that is not there (a
 deleted or expired job is never brought back by a late write of its run).
 
@@ -14,7 +16,9 @@ rq job id that may start it), `requeues`, `losses` (runs lost since the latest c
 (stored steps dropped by hand-backs, to be computed again), `trained_seconds`,
 `retention_ms` (how long the job is kept once finished), and `cp_*`:
 the state the latest checkpoint goes with (history batches, steps, progress, metrics,
-seconds), which a job handed back to the queue is rewound to.
+seconds), which a job handed back to the queue is rewound to; `tenant` (whose job it is) and
+`tenant_jobs` (that tenant's index of its jobs: its per-status indexes are that name plus
+`:<status>`, as `Keys.tenant_jobs` spells them, kept in step with the global ones).
 """
 
 from typing import NamedTuple
@@ -23,7 +27,18 @@ import redis
 from redis.commands.core import Script
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-JOB_KEYS = ("job", "history", "checkpoint", "model", "lease", "stranded", "all", "data", "expiry")
+JOB_KEYS = (
+    "job",
+    "history",
+    "checkpoint",
+    "model",
+    "lease",
+    "stranded",
+    "all",
+    "data",
+    "expiry",
+    "expiry_tenants",
+)
 
 _PRELUDE = """
 local INDEX = {STATUS_INDEX}
@@ -55,13 +70,19 @@ local function move(to)
   local score = redis.call('ZSCORE', KEYS[7], ARGV[1])
   redis.call('ZREM', KEYS[INDEX[from]], ARGV[1])
   redis.call('ZADD', KEYS[INDEX[to]], score, ARGV[1])
+  local own = redis.call('HGET', KEYS[1], 'tenant_jobs')
+  if own then
+    redis.call('ZREM', own .. ':' .. from, ARGV[1])
+    redis.call('ZADD', own .. ':' .. to, score, ARGV[1])
+  end
   redis.call('HSET', KEYS[1], 'status', to)
   if from == 'running' then redis.call('DEL', KEYS[5]) end
   if from == 'running' and to == 'queued' then rewind() end
 end
 
 -- A finished job, its history, checkpoint, data and model expire RETENTION ms from now (by
--- Redis's clock), and the expiry index says when, for the reaper's sweep of the indexes.
+-- Redis's clock), and the expiry index says when, for the reaper's sweep of the indexes
+-- (its tenant's too: their name is kept beside, as the job hash will be gone by then).
 local function expire_finished(fallback)
   local ms = tonumber(redis.call('HGET', KEYS[1], 'retention_ms') or fallback)
   for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8]}) do
@@ -70,6 +91,8 @@ local function expire_finished(fallback)
   local time = redis.call('TIME')
   local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   redis.call('ZADD', KEYS[9], now + ms, ARGV[1])
+  local own = redis.call('HGET', KEYS[1], 'tenant_jobs')
+  if own then redis.call('HSET', KEYS[10], ARGV[1], own) end
 end
 """.replace(
     "STATUS_INDEX",
@@ -80,12 +103,14 @@ UPDATE = (
     _PRELUDE
     + """
 -- One guarded change of a job (store.changes.Change). ARGV: 2 the change as JSON:
--- `allowed` statuses, and, each only when given, `token` (the run that must still hold
+-- `allowed` statuses, and, each only when given, `tenant` (whose job it must be: another
+-- tenant's is answered as no such job), `token` (the run that must still hold
 -- the job), `to` (the new status), `first_step` and `steps` (of the history batch, which
 -- must start where the stored history ends), `publish` (a channel to tell "cancel" on),
 -- `set` (job hash fields and their stored text); then JSON texts, stored as they are
--- ('' = none): 3 the history batch, 4 a checkpoint, 5 a model; 6 the retention (ms) of a
--- job that has none recorded. A terminal `to` starts the job's retention (expire_finished).
+-- ('' = none): 3 the history batch, 4 a checkpoint, 5 a model (stored with the job's tenant);
+-- 6 the retention (ms) of a job that has none recorded. A terminal `to` starts the job's
+-- retention (expire_finished).
 -- Returns {1, previous status}, {0, status now ('' if no such job)}, or, when the batch
 -- does not continue the stored history, {0, status, 'behind' or 'ahead', steps stored}.
 if redis.replicate_commands then redis.replicate_commands() end  -- TIME before writes
@@ -93,6 +118,9 @@ local change = cjson.decode(ARGV[2])
 local history, checkpoint, model = ARGV[3], ARGV[4], ARGV[5]
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {0, ''} end
+if change.tenant and redis.call('HGET', KEYS[1], 'tenant') ~= change.tenant then
+  return {0, ''}
+end
 local allowed = false
 for _, s in ipairs(change.allowed) do
   if s == status then allowed = true end
@@ -122,7 +150,9 @@ if checkpoint ~= '' then
     'cp_recorded', now[1] or 0, 'cp_progress', now[2], 'cp_metrics', now[3],
     'cp_seconds', now[4] or 0, 'losses', 0)
 end
-if model ~= '' then redis.call('SET', KEYS[4], model) end
+if model ~= '' then
+  redis.call('HSET', KEYS[4], 'doc', model, 'tenant', redis.call('HGET', KEYS[1], 'tenant') or '')
+end
 if change.to then move(change.to) end
 if change.to == 'succeeded' or change.to == 'failed' or change.to == 'cancelled' then
   expire_finished(ARGV[6])
@@ -165,17 +195,32 @@ return {1, attempt, fields[1], redis.call('GET', KEYS[3]) or '', fields[2] or '0
 )
 
 DELETE = """
--- A job and everything of it but its model, at once, whatever its status: a running job's
--- worker is told to cancel (and its writes find no job). Only removals: it runs when Redis
--- is full. ARGV: 1 job id, 2 its cancel channel. Returns the status it had ('' = no job).
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return '' end
+-- A job and everything of it but its model, at once, whatever its status, from every index
+-- (its tenant's too): a running job's worker is told to cancel (and its writes find no job).
+-- Only removals: it runs when Redis is full. ARGV: 1 job id, 2 its cancel channel, 3 the
+-- tenant whose job it must be. Returns the status it had ('' = no such job of the tenant's).
+local job = redis.call('HMGET', KEYS[1], 'status', 'tenant', 'tenant_jobs')
+local status, own = job[1], job[3]
+if not status or job[2] ~= ARGV[3] then return '' end
 if status == 'running' then redis.call('PUBLISH', ARGV[2], 'cancel') end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[8])
-for i = 7, #KEYS do
-  if i ~= 8 then redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('HDEL', KEYS[10], ARGV[1])
+for _, i in ipairs({7, 9}) do redis.call('ZREM', KEYS[i], ARGV[1]) end
+for i = 11, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+if own then
+  redis.call('ZREM', own, ARGV[1])
+  for _, s in ipairs({STATUS_NAMES}) do redis.call('ZREM', own .. ':' .. s, ARGV[1]) end
 end
 return status
+""".replace("STATUS_NAMES", ", ".join(f"'{s}'" for s in STATUSES))
+
+DELETE_MODEL = """
+-- KEYS: a model. ARGV: the tenant whose model it must be. 1 if deleted; 0 if there is no
+-- such model of the tenant's (a model stored before tenants, a plain string, is no one's,
+-- as reads see it).
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
 """
 
 HISTORY_PAGE = """
@@ -255,9 +300,10 @@ class Registered(NamedTuple):
     renew: Script
     stranded: Script
     delete: Script
+    delete_model: Script
     history_page: Script
 
 
 def register(connection: redis.Redis) -> Registered:
-    texts = (UPDATE, START, RENEW, STRANDED, DELETE, HISTORY_PAGE)
+    texts = (UPDATE, START, RENEW, STRANDED, DELETE, DELETE_MODEL, HISTORY_PAGE)
     return Registered(*(connection.register_script(s) for s in texts))

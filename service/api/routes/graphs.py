@@ -11,6 +11,7 @@ from schemas import GraphResourceSchema, GraphSchema
 from ...errors import NotFound
 from ...store.queue import graph_enqueuer
 from ...strictjson import dumps
+from ..auth import tenant
 from ..extensions import services
 from ..smorest import Blueprint
 
@@ -90,7 +91,10 @@ class Graphs(MethodView):
         wants_async = prefers_async()
         if wants_async or len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
             graph_id = graphs.queue(
-                request.get_data(cache=True), config["GRAPH_TTL"], graph_enqueuer(services().queue)
+                request.get_data(cache=True),
+                config["GRAPH_TTL"],
+                graph_enqueuer(services().queue),
+                tenant=tenant(),
             )
             response = graph_body(graph_id, "queued")
             response.status_code = 202
@@ -99,7 +103,7 @@ class Graphs(MethodView):
         else:
             with paused_gc():
                 result_json = dumps(evaluate(parsed))
-            graph_id = graphs.save_result(result_json, config["GRAPH_TTL"])
+            graph_id = graphs.save_result(result_json, config["GRAPH_TTL"], tenant=tenant())
             response = graph_body(graph_id, "succeeded", result_json)
             response.status_code = 201
         response.headers["Location"] = f"/v1/graphs/{graph_id}"
@@ -113,7 +117,7 @@ class Graph(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, graph_id: str) -> Response:
         """A graph evaluation: queued, running, succeeded (with its result) or failed."""
-        found = services().graphs.get(graph_id)
+        found = services().graphs.get(graph_id, tenant=tenant())
         if found is None:
             raise NotFound("graph", graph_id)
         status, result_json, error = found

@@ -23,6 +23,7 @@ from schemas import (
 from ...config import limits
 from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound
 from ...store.queue import training_enqueuer
+from ..auth import tenant
 from ..extensions import services
 from ..smorest import Blueprint
 
@@ -62,7 +63,7 @@ def idempotency(body: Any) -> tuple[str, str, int] | None:
 
 
 def existing_job(job_id: str) -> dict:
-    job = services().store.get_job(job_id)
+    job = services().store.get_job(job_id, tenant=tenant())
     if job is None:
         raise NotFound("job", job_id)
     return job
@@ -73,13 +74,13 @@ class Jobs(MethodView):
     @blp.arguments(JobListArgsSchema, location="query")
     @blp.response(200, JobListSchema)
     def get(self, args: dict) -> dict:
-        """Jobs, newest first, a page at a time: follow `next_cursor` until it is null."""
+        """Your jobs, newest first, a page at a time: follow `next_cursor` until it is null."""
         config = current_app.config
         limit = args.get("limit", config["PAGE_SIZE"])
         if not 1 <= limit <= config["MAX_PAGE_SIZE"]:
             raise InvalidParameter("limit", f"must be from 1 to {config['MAX_PAGE_SIZE']}")
         items, next_cursor = services().store.list_jobs(
-            limit, args.get("cursor"), args.get("status")
+            limit, args.get("cursor"), args.get("status"), tenant=tenant()
         )
         return {"items": items, "next_cursor": next_cursor}
 
@@ -109,7 +110,11 @@ class Jobs(MethodView):
         """Submit a training job: it is queued for a worker."""
         spec = normalize_spec(body, limits(current_app.config))
         job, replayed = services().store.create_job(
-            spec, training_enqueuer(services().queue), idempotency(body), body.get("data")
+            spec,
+            training_enqueuer(services().queue),
+            idempotency(body),
+            body.get("data"),
+            tenant=tenant(),
         )
         headers = {"Location": f"/v1/jobs/{job['id']}"}
         if replayed:
@@ -131,7 +136,7 @@ class Job(MethodView):
         """Delete a job with its history, checkpoint and inline data (its model stays:
         DELETE /v1/models/{id}); a queued or running job is cancelled first."""
         existing_job(job_id)
-        if not services().store.delete_job(job_id):
+        if not services().store.delete_job(job_id, tenant=tenant()):
             raise NotFound("job", job_id)  # deleted meanwhile
         return "", 204
 
@@ -144,14 +149,15 @@ class History(MethodView):
     def get(self, args: dict, job_id: str) -> tuple[dict, int, dict]:
         """Loss and accuracy of each step recorded so far (written a few times a second),
         a page at a time: `since` the first step, `limit` steps at most."""
-        existing_job(job_id)
         config = current_app.config
         since, limit = args.get("since", 0), args.get("limit", config["HISTORY_PAGE_SIZE"])
         if since < 0:
             raise InvalidParameter("since", "must be a step number (0 or more)")
         if not 1 <= limit <= config["MAX_HISTORY_PAGE_SIZE"]:
             raise InvalidParameter("limit", f"must be from 1 to {config['MAX_HISTORY_PAGE_SIZE']}")
-        page = services().store.history(job_id, since, limit)
+        page = services().store.history(job_id, since, limit, tenant=tenant())
+        if page is None:
+            raise NotFound("job", job_id)
         headers = {}
         if page["next_since"] is not None:
             query = f"since={page['next_since']}&limit={limit}"
@@ -172,7 +178,7 @@ class Data(MethodView):
         """A job's inline training data (404 for a job that trains on a generated data set)."""
         if "data" not in existing_job(job_id)["spec"]:
             raise NoInlineData(job_id)
-        data = services().store.job_data(job_id)
+        data = services().store.job_data(job_id, tenant=tenant())
         if data is None:
             raise NotFound("job", job_id)  # deleted meanwhile
         return Response(data, mimetype="application/json")
@@ -190,7 +196,7 @@ class Cancel(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def post(self, job_id: str) -> dict:
         """Cancel a queued or running job."""
-        done, status = services().store.cancel(job_id)
+        done, status = services().store.cancel(job_id, tenant=tenant())
         if not status:
             raise NotFound("job", job_id)
         if not done:

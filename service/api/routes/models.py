@@ -8,6 +8,7 @@ from engine.predict import predict
 from schemas import ModelSchema, PredictRequestSchema, PredictResponseSchema
 
 from ...errors import InvalidParameter, NotFound
+from ..auth import tenant
 from ..extensions import services
 from ..smorest import Blueprint
 
@@ -20,7 +21,7 @@ blp = Blueprint(
 
 
 def existing_model(model_id: str) -> dict:
-    model = services().store.get_model(model_id)
+    model = services().store.get_model(model_id, tenant=tenant())
     if model is None:
         raise NotFound("model", model_id)
     return model
@@ -39,7 +40,7 @@ class Model(MethodView):
     def delete(self, model_id: str) -> tuple[str, int]:
         """Delete a model (the job that trained it stays, its model_id naming a 404)."""
         existing_model(model_id)
-        if not services().store.delete_model(model_id):
+        if not services().store.delete_model(model_id, tenant=tenant()):
             raise NotFound("model", model_id)  # deleted meanwhile
         return "", 204
 

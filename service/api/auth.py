@@ -1,0 +1,119 @@
+"""Who is asking: every `/v1` request carries an API key as a bearer token (RFC 6750),
+checked here, once, before any route runs; the route finds the key's tenant in `tenant()`.
+
+Without a valid key the answer is 401 problem+json with `WWW-Authenticate: Bearer` (and
+`error="invalid_token"` when a key was sent but is not valid: malformed, unknown, wrong or
+revoked, all alike). Everything outside `/v1` (health, the OpenAPI document, the docs pages
+and their assets) needs no key. With AUTH off, every request is tenant `local`'s."""
+
+from functools import partial
+from typing import Any
+
+from apispec import APISpec, BasePlugin
+from flask import Flask, Response, g, request
+from flask_smorest.utils import prepare_response
+
+from schemas import ProblemSchema
+
+from .. import problems
+from ..config import auth_enabled
+from ..store import LOCAL_TENANT, ApiKeys
+from .boundary import PROBLEM_JSON, problem_response
+
+PROTECTED = "/v1"
+"""The path prefix that needs a key."""
+
+SCHEME = "apiKey"
+"""The security scheme's name in the OpenAPI document."""
+
+CHALLENGE = 'Bearer realm="gradserve"'
+
+
+def tenant() -> str:
+    """The tenant the current request acts for."""
+    return g.tenant
+
+
+def protected(path: str) -> bool:
+    return path == PROTECTED or path.startswith(PROTECTED + "/")
+
+
+def register(app: Flask, keys: ApiKeys) -> None:
+    """Check every /v1 request's key (or, with AUTH off, serve it as tenant `local`)."""
+    if auth_enabled(app.config["AUTH"]):
+        app.before_request(partial(_require_key, keys))
+    else:
+        app.before_request(_serve_as_local)
+
+
+def _require_key(keys: ApiKeys) -> Response | None:
+    if not protected(request.path):
+        return None
+    header = request.headers.get("Authorization")
+    if header is None:
+        return unauthorized(key_given=False)
+    scheme, _, token = header.partition(" ")
+    bearer = scheme.lower() == "bearer"  # auth schemes are case-insensitive (RFC 9110)
+    # One path for every refusal: authenticate hashes and compares whatever it is given.
+    found = keys.authenticate(token.lstrip(" ") if bearer else "")  # 1*SP (RFC 6750)
+    if found is None:
+        return unauthorized(key_given=bearer)
+    g.tenant = found
+    return None
+
+
+def _serve_as_local() -> None:
+    g.tenant = LOCAL_TENANT
+
+
+def unauthorized(key_given: bool) -> Response:
+    if key_given:
+        challenge = f'{CHALLENGE}, error="invalid_token"'
+        detail = "the API key is not valid (malformed, unknown or revoked)"
+    else:
+        challenge = CHALLENGE
+        detail = "this endpoint needs an API key: send `Authorization: Bearer <key>`"
+    body = problems.problem("Unauthorized", 401, detail, "unauthorized")
+    return problem_response(body, {"WWW-Authenticate": challenge})
+
+
+class SecurityPlugin(BasePlugin):
+    """The OpenAPI document's side: the bearer scheme, and on every /v1 operation that it
+    needs it and may answer 401."""
+
+    RESPONSE = "UNAUTHENTICATED"
+
+    def init_spec(self, spec: APISpec) -> None:
+        spec.components.security_scheme(
+            SCHEME,
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "gs_<key id>_<secret>",
+                "description": "An API key, sent as `Authorization: Bearer <key>` on every "
+                "/v1 request. `python -m service.keys create --tenant NAME` makes one; "
+                "`make run` writes one for tenant `local` to var/api-key.",
+            },
+        )
+        response: dict[str, Any] = {
+            "description": "No API key, or one that is not valid (malformed, unknown or revoked).",
+            "schema": ProblemSchema,
+            "headers": {
+                "WWW-Authenticate": {
+                    "description": '`Bearer realm="gradserve"`, with `error="invalid_token"` '
+                    "when a key was sent.",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+        prepare_response(response, spec, PROBLEM_JSON)
+        spec.components.response(self.RESPONSE, response)
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict | None = None, **kwargs: Any
+    ) -> None:
+        if path is None or not protected(path):
+            return
+        for operation in (operations or {}).values():
+            operation.setdefault("security", [{SCHEME: []}])
+            operation.setdefault("responses", {}).setdefault(401, self.RESPONSE)
