@@ -5,6 +5,8 @@ from .graph import GraphResourceSchema, GraphResultSchema, GraphSchema, NodeSche
 from .history import HistoryArgsSchema, HistorySchema
 from .job import (
     JOB_STATUSES,
+    DataSummarySchema,
+    InlineDataSchema,
     JobListArgsSchema,
     JobListSchema,
     JobSchema,
@@ -18,12 +20,14 @@ from .webhook import WebhookSecretSchema
 
 __all__ = [
     "JOB_STATUSES",
+    "DataSummarySchema",
     "ErrorEntrySchema",
     "GraphResourceSchema",
     "GraphResultSchema",
     "GraphSchema",
     "HistoryArgsSchema",
     "HistorySchema",
+    "InlineDataSchema",
     "JobListArgsSchema",
     "JobListSchema",
     "JobSchema",

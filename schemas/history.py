@@ -1,4 +1,4 @@
-"""A job's loss history, one entry per step, unsampled."""
+"""A job's loss history, one entry per step, unsampled, a page at a time."""
 
 from marshmallow import RAISE, Schema, fields
 
@@ -12,6 +12,14 @@ class HistorySchema(Schema):
     accuracy = BulkList(
         fields.Float(allow_none=True), dump_only=True, metadata={"description": "null for mse."}
     )
+    next_since = fields.Integer(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "The first step of the next page, when `limit` cut this one short; "
+            "null when the page reaches the last step stored so far."
+        },
+    )
 
 
 class HistoryArgsSchema(Schema):
@@ -20,4 +28,7 @@ class HistoryArgsSchema(Schema):
 
     since = fields.Integer(
         metadata={"minimum": 0, "description": "Only steps at or after this one."}
+    )
+    limit = fields.Integer(
+        metadata={"minimum": 1, "description": "Steps per page (default HISTORY_PAGE_SIZE)."}
     )

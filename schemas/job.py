@@ -119,6 +119,30 @@ class JobSpecSchema(Schema):
     )
 
 
+class DataSummarySchema(Schema):
+    """What a job resource says of its inline data; GET /v1/jobs/{id}/data returns it."""
+
+    samples = fields.Integer(dump_only=True, metadata={"description": "Rows of x."})
+    features = fields.Integer(dump_only=True, metadata={"description": "Numbers per row."})
+    sha256 = fields.String(
+        dump_only=True,
+        metadata={
+            "description": "Hex SHA-256 of the data's canonical JSON, Python's "
+            'json.dumps(data, sort_keys=True, separators=(",", ":")): the body of '
+            "GET /v1/jobs/{id}/data."
+        },
+    )
+
+
+class JobResourceSpecSchema(JobSpecSchema):
+    """A job's spec as the job resource shows it: defaults filled, inline data summarised."""
+
+    data = fields.Nested(
+        DataSummarySchema,
+        metadata={"description": "Inline data, summarised (GET /v1/jobs/{id}/data has it)."},
+    )
+
+
 class ProgressSchema(Schema):
     step = fields.Integer(dump_only=True, metadata={"description": "Steps done."})
     steps = fields.Integer(dump_only=True, metadata={"description": "Steps in all."})
@@ -146,7 +170,9 @@ class JobSchema(Schema):
     model_id = fields.String(dump_only=True, allow_none=True)
     error = fields.Nested(ProblemSchema, dump_only=True, allow_none=True)
     spec = fields.Nested(
-        JobSpecSchema, dump_only=True, metadata={"description": "As submitted, defaults filled."}
+        JobResourceSpecSchema,
+        dump_only=True,
+        metadata={"description": "As submitted, defaults filled; inline data summarised."},
     )
 
 

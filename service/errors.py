@@ -23,6 +23,18 @@ class NotFound(ServiceError):
         super().__init__(f"there is no {kind} {resource_id!r}")
 
 
+class NoInlineData(ServiceError):
+    """GET /v1/jobs/{id}/data of a job whose data is generated (its spec's `dataset`)."""
+
+    status, title, slug = 404, "Not found", "not-found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"job {job_id!r} has no inline data: it trains on a generated data set "
+            "(its spec's dataset)"
+        )
+
+
 class JobFinished(ServiceError):
     """A job that has finished cannot be cancelled."""
 

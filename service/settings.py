@@ -80,7 +80,28 @@ MAX_PAGE_SIZE = 100
 """The largest `limit` GET /v1/jobs accepts."""
 
 GRAPH_TTL = 24 * 60 * 60
-"""Seconds a graph evaluation (its document and result) is kept."""
+"""Seconds a graph evaluation (its document and result) is kept; never longer than
+RETENTION_DAYS."""
+
+RETENTION_DAYS = 30
+"""Days a finished job (succeeded, failed or cancelled) is kept after it finished, with its
+history, checkpoint, inline data and model; then Redis deletes them (a number: 0.5 is 12
+hours). A job keeps the retention in force when it was submitted."""
+
+HISTORY_PAGE_SIZE = 10_000
+"""Steps per page of GET /v1/jobs/{id}/history when `limit` is not given."""
+
+MAX_HISTORY_PAGE_SIZE = 100_000
+"""The largest `limit` GET /v1/jobs/{id}/history accepts."""
+
+REDIS_MAXMEMORY = "1gb"
+"""The memory ceiling of `make run`'s bundled Redis (its `maxmemory`: bytes, or with a unit:
+"512mb", "2gb"). It never evicts: when it is full, writes are refused (the API answers 503)
+and everything stored stays."""
+
+STORE_FULL_RETRY_AFTER = 60
+"""Seconds a 503 `store-full` (Redis at its memory ceiling) tells the client to wait: room is
+made by retention and deletes, not by a restart."""
 
 IDEMPOTENCY_TTL = 24 * 60 * 60
 """Seconds an Idempotency-Key is remembered."""

@@ -81,6 +81,17 @@ def wait_until(condition, timeout=30.0, interval=0.02):
         time.sleep(interval)
 
 
+def whole_history(fetch, path):
+    """A job's whole history, page after page: `fetch(path)` returns a page's JSON."""
+    whole, since = {"step": [], "loss": [], "accuracy": []}, 0
+    while since is not None:
+        page = fetch(f"{path}?since={since}")
+        for name, values in whole.items():
+            values += page[name]
+        since = page["next_since"]
+    return whole
+
+
 def forward(model_doc, x):
     """The MLP's outputs computed here from its parameters (per layer, per neuron: weights
     then bias; hidden layers activated, the last linear): an oracle for predict."""
@@ -498,9 +509,17 @@ BAD_INPUTS = [
     ("history-unknown", "GET", f"/v1/jobs/{ID}/history", {}, 404, None),
     ("history-since-negative", "GET", "/v1/jobs/{job}/history?since=-1", {}, 422, "since"),
     ("history-since-word", "GET", "/v1/jobs/{job}/history?since=x", {}, 422, "since"),
+    ("history-limit-zero", "GET", "/v1/jobs/{job}/history?limit=0", {}, 422, "limit"),
+    ("history-limit-huge", "GET", "/v1/jobs/{job}/history?limit=100001", {}, 422, "limit"),
+    ("history-limit-word", "GET", "/v1/jobs/{job}/history?limit=all", {}, 422, "limit"),
+    ("data-unknown", "GET", f"/v1/jobs/{ID}/data", {}, 404, None),
+    ("data-post", "POST", "/v1/jobs/{job}/data", {"json": {}}, 405, None),
+    ("job-delete-unknown", "DELETE", f"/v1/jobs/{ID}", {}, 404, None),
+    ("job-delete-malformed-id", "DELETE", "/v1/jobs/not-an-id", {}, 404, None),
     ("cancel-unknown", "POST", f"/v1/jobs/{ID}/cancel", {}, 404, None),
     ("cancel-get", "GET", "/v1/jobs/{job}/cancel", {}, 405, None),
     ("model-unknown", "GET", f"/v1/models/{ID}", {}, 404, None),
+    ("model-delete-unknown", "DELETE", f"/v1/models/{ID}", {}, 404, None),
     (
         "predict-unknown-model",
         "POST",

@@ -433,6 +433,7 @@ def test_openapi_document_describes_every_endpoint(client):
         "/v1/jobs",
         "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/history",
+        "/v1/jobs/{job_id}/data",
         "/v1/jobs/{job_id}/cancel",
         "/v1/models/{model_id}",
         "/v1/models/{model_id}/predict",
@@ -447,6 +448,16 @@ def test_openapi_document_describes_every_endpoint(client):
     schemas = document["components"]["schemas"]
     assert {"Graph", "Job", "JobSpec", "History", "Model", "Problem"} <= set(schemas)
     assert schemas["JobSpec"]["properties"]["loss"]["enum"] == ["hinge", "mse", "bce", "ce"]
+    assert "/JobResourceSpec" in json.dumps(schemas["Job"]["properties"]["spec"])
+    assert "/DataSummary" in json.dumps(schemas["JobResourceSpec"]["properties"]["data"])
+    assert "/InlineData" in json.dumps(schemas["JobSpec"]["properties"]["data"])
+    assert set(schemas["DataSummary"]["properties"]) == {"samples", "features", "sha256"}
+    assert "next_since" in schemas["History"]["properties"]
+    assert {"limit", "since"} <= {
+        p["name"] for p in paths["/v1/jobs/{job_id}/history"]["get"]["parameters"]
+    }
+    assert "204" in paths["/v1/jobs/{job_id}"]["delete"]["responses"]
+    assert "204" in paths["/v1/models/{model_id}"]["delete"]["responses"]
     assert client.get("/docs").status_code == 200
     assert client.get("/redoc").status_code == 200
 

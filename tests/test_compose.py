@@ -31,6 +31,7 @@ def test_redis_keeps_an_append_only_file_on_a_named_volume(compose):
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command and "--appendfsync everysec" in command
     assert "--maxmemory-policy noeviction" in command
+    assert "--maxmemory ${REDIS_MAXMEMORY:-1gb} " in command  # a ceiling, set by the host
     volume, _, mount = redis["volumes"][0].partition(":")
     assert mount == "/data" and volume in compose["volumes"]
     assert redis["healthcheck"]["test"][:2] == ["CMD", "redis-cli"]

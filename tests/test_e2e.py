@@ -159,6 +159,29 @@ def test_cancel_of_a_queued_and_of_running_jobs(api):
     check_problem(again.status_code, again.headers["Content-Type"], again.json(), 409, None)
 
 
+def test_delete_of_running_jobs_stops_their_workers_and_leaves_nothing(api, redis_port):
+    running = [submit(api, long_spec()) for _ in range(2)]  # both workers busy
+    for job_id in running:
+        wait_until(
+            lambda job_id=job_id: api.get(f"/v1/jobs/{job_id}/history").json()["step"]
+        )  # running and writing history
+    for job_id in running:
+        assert api.delete(f"/v1/jobs/{job_id}").status_code == 204
+    # Both workers stop at their next step and take new work; their runs wrote nothing more.
+    assert finished(api, submit(api, small_spec()), timeout=20)["status"] == "succeeded"
+    store = connect(redis_server.url(redis_port, E2E_DB))
+    time.sleep(0.5)  # a flush interval and more: a late write would show by now
+    listed = {job["id"] for job in api.get("/v1/jobs", params={"limit": 100}).json()["items"]}
+    for job_id in running:
+        assert list(store.scan_iter(f"gradserve:*{job_id}*")) == []
+        assert job_id not in listed  # gone from the tenant's list too
+        response = api.get(f"/v1/jobs/{job_id}")
+        check_problem(
+            response.status_code, response.headers["Content-Type"], response.json(), 404, None
+        )
+        assert api.delete(f"/v1/jobs/{job_id}").status_code == 404
+
+
 def test_diverging_job_fails_naming_the_step_and_keeps_its_history(api):
     spec = small_spec(steps=50, optimizer={"name": "sgd", "learning_rate": 1e8})
     job = finished(api, submit(api, spec))

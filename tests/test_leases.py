@@ -228,7 +228,7 @@ def test_a_cancelled_jobs_dead_horse_hands_nothing_back(store, enqueue, queue, r
     assert store.record(job_id, run.token, report(0, 1))
     assert store.cancel(job_id, tenant=TENANT) == (True, "running")
     assert reaper.lost(job_id, owner="host.1") is None
-    assert reaper.run_once() == ([], [], [])
+    assert reaper.run_once() == ([], [], [], [])
     job = store.get_job(job_id, tenant=TENANT)
     assert job["status"] == "cancelled" and job["error"] is None
     assert store.history(job_id, tenant=TENANT)["step"] == [0, 1] and queue.get_job_ids() == []
@@ -251,8 +251,8 @@ def test_a_queued_job_whose_rq_job_vanished_gets_a_new_one(store, enqueue, queue
 def test_a_queued_job_waiting_in_the_queue_is_left_alone(store, enqueue, queue, reaper):
     job_id = queued_job(store, enqueue)
     reaper.grace = 0.0
-    assert reaper.run_once() == ([], [], [])
-    assert reaper.run_once() == ([], [], [])
+    assert reaper.run_once() == ([], [], [], [])
+    assert reaper.run_once() == ([], [], [], [])
     assert queue.get_job_ids() == [f"train-{job_id}"]
 
 

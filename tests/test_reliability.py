@@ -28,7 +28,15 @@ from service.store.queue import connect, make_queue, training_enqueuer
 from service.store.requeue import requeue_lost
 
 from .conftest import RELIABILITY_FIGURES
-from .service_helpers import ApiSession, children, descendants, exited, small_spec, wait_until
+from .service_helpers import (
+    ApiSession,
+    children,
+    descendants,
+    exited,
+    small_spec,
+    wait_until,
+    whole_history,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -208,7 +216,9 @@ def check_exact(api, job_id, job):
     """Succeeded, with the history and parameters of the uninterrupted run, exactly."""
     assert job["status"] == "succeeded", job["error"]
     expected, _ = uninterrupted()
-    history = api.get(f"/v1/jobs/{job_id}/history", timeout=10).json()
+    history = whole_history(
+        lambda path: api.get(path, timeout=10).json(), f"/v1/jobs/{job_id}/history"
+    )
     assert history["step"] == list(range(steps()))  # each step once, none missing
     assert history["loss"] == expected.loss
     assert history["accuracy"] == expected.accuracy

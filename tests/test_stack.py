@@ -289,6 +289,7 @@ def test_the_admin_user_may_and_the_server_is_durable(first):
     admin = redis.Redis.from_url(admin_url, decode_responses=True)
     assert admin.config_get("appendonly") == {"appendonly": "yes"}
     assert admin.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    assert admin.config_get("maxmemory") == {"maxmemory": str(1024**3)}  # REDIS_MAXMEMORY 1gb
     assert admin.config_get("bind") == {"bind": "127.0.0.1"}
 
 

@@ -165,9 +165,51 @@ def test_history_batches_join_and_since_cuts_inside_a_batch(store):
         assert store.record(job_id, token, report(*steps))
     assert store.history(job_id, tenant=TENANT)["step"] == [0, 1, 2, 3, 4, 5]
     since = store.history(job_id, since=4, tenant=TENANT)
-    assert since == {"job_id": job_id, "step": [4, 5], "loss": [4.0, 5.0], "accuracy": [None, None]}
+    assert since == {
+        "job_id": job_id,
+        "step": [4, 5],
+        "loss": [4.0, 5.0],
+        "accuracy": [None, None],
+        "next_since": None,
+    }
     assert store.history(job_id, since=99, tenant=TENANT)["step"] == []
     assert store.redis.llen(store.keys.history(job_id)) == 3  # a write per batch
+
+
+def test_history_pages_are_the_slices_of_the_whole_and_chain_to_the_end(store):
+    job_id = make_job(store, {"steps": 100})
+    token = store.start(job_id).token
+    sizes, first = [1, 7, 2, 13, 1, 1, 30, 5], 0
+    for size in sizes:  # batches of uneven sizes, as flushes make them
+        assert store.record(job_id, token, report(*range(first, first + size)))
+        first += size
+    whole = store.history(job_id, tenant=TENANT)
+    assert whole["step"] == list(range(first)) and whole["next_since"] is None
+    for since in range(first + 2):
+        for limit in (1, 2, 3, 6, 13, 29, 60, 100):
+            page = store.history(job_id, since, limit, tenant=TENANT)
+            assert page["step"] == whole["step"][since : since + limit], (since, limit)
+            assert page["loss"] == whole["loss"][since : since + limit]
+            more = since + limit < first
+            assert page["next_since"] == (since + limit if more else None), (since, limit)
+    pages, since = [], 0
+    while since is not None:  # following next_since from 0 gives the whole, once
+        page = store.history(job_id, since, 4, tenant=TENANT)
+        pages += page["step"]
+        since = page["next_since"]
+    assert pages == whole["step"]
+    assert store.history(make_job(store), 0, 10, tenant=TENANT)["step"] == []  # no history yet
+
+
+def test_history_pages_read_only_the_batches_they_need(store):
+    job_id = make_job(store, {"steps": 10_000})
+    token = store.start(job_id).token
+    for first in range(0, 10_000, 100):  # 100 batches of 100 steps
+        assert store.record(job_id, token, report(*range(first, first + 100)))
+    batches, more = store.scripts.history_page(keys=[store.keys.history(job_id)], args=[5_050, 150])
+    assert len(batches) == 2 and more == 1  # steps 5,000 to 5,199: two batches, not 100
+    page = store.history(job_id, 5_050, 150, tenant=TENANT)
+    assert page["step"] == list(range(5_050, 5_200)) and page["next_since"] == 5_200
 
 
 def test_checkpoint_is_stored_with_its_history(store):

@@ -20,12 +20,15 @@ def theirs(app, redis_client):
 
 @pytest.fixture
 def mine(client, worker_env):
-    """One of each of TENANT's resources: a trained job and its model, a queued job, a graph
-    evaluated in the request and one evaluated by a worker."""
+    """One of each of TENANT's resources: a trained job and its model, a queued job, a job
+    on inline data, a graph evaluated in the request and one evaluated by a worker."""
     trained = client.post("/v1/jobs", json=small_spec(engine="reference")).get_json()["id"]
     jobs.run_training(trained)
     model = client.get(f"/v1/jobs/{trained}").get_json()["model_id"]
     queued = client.post("/v1/jobs", json=small_spec()).get_json()["id"]
+    inline = small_spec(data={"x": [[0.0, 1.0], [1.0, 0.0]], "y": [1, -1]}, dataset=None)
+    inline = {k: v for k, v in inline.items() if v is not None}
+    with_data = client.post("/v1/jobs", json=inline).get_json()["id"]
     graph = client.post("/v1/graphs", json=MICROGRAD_GRAPH).get_json()["id"]
     async_graph = client.post(
         "/v1/graphs", json=MICROGRAD_GRAPH, headers={"Prefer": "respond-async"}
@@ -35,6 +38,7 @@ def mine(client, worker_env):
         "job": trained,
         "model": model,
         "queued": queued,
+        "with_data": with_data,
         "graph": graph,
         "async_graph": async_graph,
     }
@@ -45,10 +49,15 @@ BY_ID = [
     ("GET", "/v1/jobs/{job}", None),
     ("GET", "/v1/jobs/{job}/history", None),
     ("GET", "/v1/jobs/{job}/history?since=2", None),
+    ("GET", "/v1/jobs/{job}/history?since=1&limit=2", None),
+    ("GET", "/v1/jobs/{with_data}/data", None),
     ("POST", "/v1/jobs/{queued}/cancel", None),
     ("POST", "/v1/jobs/{job}/cancel", None),
+    ("DELETE", "/v1/jobs/{job}", None),
+    ("DELETE", "/v1/jobs/{queued}", None),
     ("GET", "/v1/models/{model}", None),
     ("POST", "/v1/models/{model}/predict", {"x": [[0.5, 0.5]]}),
+    ("DELETE", "/v1/models/{model}", None),
     ("GET", "/v1/graphs/{graph}", None),
     ("GET", "/v1/graphs/{async_graph}", None),
 ]
@@ -71,7 +80,8 @@ def test_another_tenants_id_is_404_exactly_as_an_unknown_one(
         key: value.replace(ID, own_id) if isinstance(value, str) else value
         for key, value in unknown.get_json().items()
     }
-    assert call(client, method, path.format(**mine), body).status_code in (200, 409)
+    # and the owner's call still finds it (a DELETE of theirs removed nothing)
+    assert call(client, method, path.format(**mine), body).status_code in (200, 204, 409)
 
 
 def test_another_tenants_cancel_changes_nothing(mine, client, theirs):
@@ -79,10 +89,30 @@ def test_another_tenants_cancel_changes_nothing(mine, client, theirs):
     assert client.get(f"/v1/jobs/{mine['queued']}").get_json()["status"] == "queued"
 
 
+def test_another_tenants_delete_changes_nothing(mine, client, theirs, store):
+    for path in (f"/v1/jobs/{mine['job']}", f"/v1/models/{mine['model']}"):
+        assert theirs.delete(path).status_code == 404
+        assert client.get(path).status_code == 200
+    assert mine["job"] in [job["id"] for job in client.get("/v1/jobs").get_json()["items"]]
+    assert store.history(mine["job"], tenant=TENANT)["step"]
+
+
+def test_a_deleted_job_leaves_its_tenants_indexes(mine, client, store):
+    for job_id in (mine["job"], mine["queued"]):
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 204
+    assert [job["id"] for job in client.get("/v1/jobs").get_json()["items"]] == [mine["with_data"]]
+    for status, expected in (("queued", [mine["with_data"]]), ("succeeded", [])):
+        page = client.get(f"/v1/jobs?status={status}").get_json()["items"]
+        assert [job["id"] for job in page] == expected, status
+    indexes = [store.keys.tenant_jobs(TENANT, s) for s in (None, "queued", "succeeded")]
+    for job_id in (mine["job"], mine["queued"]):
+        assert all(store.redis.zscore(index, job_id) is None for index in indexes)
+
+
 def test_each_tenant_lists_only_its_own_jobs(mine, client, theirs):
     their_job = theirs.post("/v1/jobs", json=small_spec()).get_json()["id"]
     listed = [job["id"] for job in client.get("/v1/jobs").get_json()["items"]]
-    assert listed == [mine["queued"], mine["job"]]
+    assert listed == [mine["with_data"], mine["queued"], mine["job"]]
     assert [job["id"] for job in theirs.get("/v1/jobs").get_json()["items"]] == [their_job]
     for status, expected in (("queued", [their_job]), ("succeeded", []), ("cancelled", [])):
         page = theirs.get(f"/v1/jobs?status={status}").get_json()

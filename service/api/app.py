@@ -22,9 +22,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json = StrictJSONProvider(app)
     app.config.update(load_config(config))
     connection = connect(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"])
+    retention = app.config["RETENTION_DAYS"]
     app.extensions["gradserve"] = services = Services(
-        store=JobStore(connection),
-        graphs=GraphStore(connection),
+        store=JobStore(connection, retention_days=retention),
+        graphs=GraphStore(connection, retention_days=retention),
         queue=make_queue(connection, app.config),
         keys=ApiKeys(connection),
         webhooks=WebhookSecrets(connection),

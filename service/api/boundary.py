@@ -12,6 +12,7 @@ from engine.errors import InvalidInput, NumericError
 
 from .. import problems
 from ..errors import ServiceError
+from ..store.full import is_full
 from ..strictjson import dumps
 
 PROBLEM_JSON = "application/problem+json"
@@ -83,8 +84,11 @@ def retry_after() -> dict[str, str]:
 
 
 def from_redis_error(error: redis.RedisError) -> Response:
-    """Redis unreachable (refused, or slower than REDIS_SOCKET_TIMEOUT): 503, never a 500."""
-    log.error("Redis failed on %s %s: %s", request.method, request.path, error)
+    """Redis unreachable (refused, or slower than REDIS_SOCKET_TIMEOUT), or full: 503,
+    never a 500."""
+    if is_full(error):
+        return from_store_full()
+    log.error("Redis failed on %s %s: %s", request.method, request.path, str(error)[:500])
     body = problems.problem(
         "Service unavailable",
         503,
@@ -92,6 +96,21 @@ def from_redis_error(error: redis.RedisError) -> Response:
         "store-unavailable",
     )
     return problem_response(body, retry_after())
+
+
+def from_store_full() -> Response:
+    """Redis at its memory ceiling refused a write (it evicts nothing): 503 until retention
+    or deletes make room; reads go on."""
+    log.error("Redis is full (maxmemory): %s %s refused", request.method, request.path)
+    body = problems.problem(
+        "Data store full",
+        503,
+        "the data store is full and takes no new data for now; try again later",
+        "store-full",
+    )
+    return problem_response(
+        body, {"Retry-After": str(current_app.config["STORE_FULL_RETRY_AFTER"])}
+    )
 
 
 def from_unexpected(error: Exception) -> Response:

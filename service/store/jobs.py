@@ -1,11 +1,15 @@
 """Training jobs in Redis: a job is a hash (the source of truth, written in the same
 transaction as its enqueue), indexed in sorted sets by creation time (every job's, and its
-tenant's own); its history a list of JSON batches; its latest checkpoint a string (binary:
-store.checkpoint); while it runs, a lease; its model, once it succeeded, a hash of the
-document and the tenant.
+tenant's own); its history a list of JSON batches; its latest checkpoint a string (binary,
+store.checkpoint); its inline data, if any, a string of its own (the hash holds a summary);
+while it runs, a lease; its model, once it succeeded, a hash of the document and the tenant.
+A finished job expires with all of these and its model after its retention
+(`scripts.UPDATE`); the reaper then sweeps the indexes, its tenant's too
+(`service.store.retention`).
 
-A job, and the model it trains, belong to the tenant that submitted it: every read the API
-makes names the tenant, and another tenant's job or model reads as no job at all.
+A job, and the model it trains, belong to the tenant that submitted it: every read, delete
+and cancel the API makes names the tenant, and another tenant's job or model reads as no
+job at all.
 
 A job's status changes only through the Lua scripts of `service.store.scripts`, which check
 the current status (and the token of the run writing) first, so a cancel and a finish
@@ -28,8 +32,10 @@ from . import scripts
 from .cancel import CancelListener, listen
 from .changes import Change, Json, Report
 from .cursor import decode_cursor, encode_cursor
+from .full import refused_when_full
 from .history import HistoryMismatch, join_batches
 from .ids import ID_PATTERN, new_id, now
+from .jobdata import canonical, summary
 from .keys import Keys
 from .queue import Enqueue
 
@@ -55,11 +61,24 @@ class Run(NamedTuple):
     trained_seconds: float  # training time the checkpoint stands for
 
 
+def retention_ms(days: float) -> int:
+    """RETENTION_DAYS as the milliseconds Redis takes (at least 1)."""
+    return max(1, round(days * 86_400_000))
+
+
 class JobStore:
-    def __init__(self, connection: redis.Redis, prefix: str = "gradserve") -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        prefix: str = "gradserve",
+        retention_days: float = settings.RETENTION_DAYS,
+    ) -> None:
         self.redis = connection
         self.keys = Keys(prefix)
         self.scripts = scripts.register(connection)
+        self.retention_ms = retention_ms(retention_days)
+        """Given to each job created here; jobs keep their own (and older ones without one
+        get this when they finish)."""
 
     # -- the API's side: create, read, list, cancel -----------------------------------------
 
@@ -68,6 +87,7 @@ class JobStore:
         spec: Json,
         enqueue: Enqueue,
         idempotency: tuple[str, str, int] | None = None,
+        data: Json | None = None,
         *,
         tenant: str,
     ) -> tuple[Json, bool]:
@@ -76,9 +96,18 @@ class JobStore:
 
         `idempotency` = (key, fingerprint of the request, seconds to remember it): a key
         the tenant used before with the same fingerprint gives back that job (and True);
-        with another, IdempotencyKeyReused.
+        with another, IdempotencyKeyReused. A key whose job is gone (deleted, expired) is
+        forgotten: a new job is made.
+
+        Inline data (`spec["data"]`; `data`, the data as the client sent it, is what is
+        kept, when given) is stored under a key of its own; the record's spec holds its
+        summary.
         """
         job_id, created = new_id(), time.time_ns() // 1000
+        inline = None
+        if "data" in spec:
+            inline = canonical(spec["data"] if data is None else data)
+            spec = {**spec, "data": summary(spec["data"], inline)}
         record = {
             "id": job_id,
             "status": "queued",
@@ -99,9 +128,10 @@ class JobStore:
                         key, fingerprint, ttl = idempotency
                         pipe.watch(self.keys.idempotency(tenant, key))
                         seen = pipe.get(self.keys.idempotency(tenant, key))
-                        if seen is not None:
+                        replayed = seen and self._replay(pipe, seen.decode(), fingerprint, tenant)
+                        if replayed:
                             pipe.unwatch()
-                            return self._replay(seen.decode(), fingerprint, tenant), True
+                            return replayed, True
                     pipe.multi()
                     pipe.hset(
                         self.keys.job(job_id),
@@ -111,9 +141,12 @@ class JobStore:
                             "attempt": 0,
                             "tenant": tenant,
                             "tenant_jobs": self.keys.tenant_jobs(tenant),
+                            "retention_ms": self.retention_ms,
                             **fields,
                         },
                     )
+                    if inline is not None:
+                        pipe.set(self.keys.data(job_id), inline)
                     for status in (None, "queued"):  # every job's indexes, the tenant's
                         pipe.zadd(self.keys.jobs(status), {job_id: created})
                         pipe.zadd(self.keys.tenant_jobs(tenant, status), {job_id: created})
@@ -129,10 +162,15 @@ class JobStore:
                 except redis.WatchError:
                     continue  # the same key was used at the same moment: read it again
 
-    def _replay(self, seen: str, fingerprint: str, tenant: str) -> Json:
+    def _replay(
+        self, pipe: redis.client.Pipeline, seen: str, fingerprint: str, tenant: str
+    ) -> Json | None:
+        """The job a tenant's Idempotency-Key made (None if it is gone: the key is made
+        anew)."""
         seen_fingerprint, job_id = seen.split(" ")
-        job = self.get_job(job_id, tenant=tenant)
-        if seen_fingerprint != fingerprint or job is None:
+        pipe.watch(self.keys.job(job_id))  # deleted meanwhile: look again
+        job = self._decode_job(pipe.hgetall(self.keys.job(job_id)), tenant)
+        if job is not None and seen_fingerprint != fingerprint:
             raise IdempotencyKeyReused()
         return job
 
@@ -150,6 +188,9 @@ class JobStore:
         job = {"id": raw[b"id"].decode(), "status": raw[b"status"].decode()}
         job.update((name, json.loads(raw[name.encode()])) for name in JSON_FIELDS)
         job["attempt"] = int(raw[b"attempt"])
+        data = job["spec"].get("data")
+        if data is not None and "x" in data:  # a record from before data had its own key
+            job["spec"]["data"] = summary(data, canonical(data))
         return job
 
     def list_jobs(
@@ -203,17 +244,45 @@ class JobStore:
         )
         return self.apply(job_id, change)
 
-    def history(self, job_id: str, since: int = 0, *, tenant: str) -> Json | None:
-        """The job's history from step `since` on; None if it is no job of `tenant`'s."""
+    def history(
+        self, job_id: str, since: int = 0, limit: int | None = None, *, tenant: str
+    ) -> Json | None:
+        """The steps from `since` on: all of them, or at most `limit`, read from the batches
+        that hold them only; `next_since` is where the next page starts (None: nothing
+        more is stored yet). None if it is no job of `tenant`'s."""
+        if not ID_PATTERN.fullmatch(job_id) or not self._owned(job_id, tenant):
+            return None
+        if limit is None:
+            batches = self.redis.lrange(self.keys.history(job_id), 0, -1)
+            return {"job_id": job_id, **join_batches(batches, since), "next_since": None}
+        batches, more = self.scripts.history_page(
+            keys=[self.keys.history(job_id)], args=[since, limit]
+        )
+        page = join_batches(batches, since)
+        cut = bool(more) or len(page["step"]) > limit
+        page = {name: values[:limit] for name, values in page.items()}
+        next_since = page["step"][-1] + 1 if cut and page["step"] else None
+        return {"job_id": job_id, **page, "next_since": next_since}
+
+    def job_data(self, job_id: str, *, tenant: str) -> bytes | None:
+        """A job's inline data as the canonical JSON text its summary hashes (None: the
+        job has none, or it is no job of `tenant`'s)."""
         if not ID_PATTERN.fullmatch(job_id):
             return None
-        with self.redis.pipeline(transaction=False) as pipe:  # one round trip
-            pipe.hget(self.keys.job(job_id), "tenant")
-            pipe.lrange(self.keys.history(job_id), 0, -1)
-            owner, batches = pipe.execute()
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.data(job_id))
+            pipe.hmget(self.keys.job(job_id), "spec", "tenant")
+            text, (spec, owner) = pipe.execute()
         if owner is None or owner.decode() != tenant:
             return None
-        return {"job_id": job_id, **join_batches(batches, since)}
+        if text is None and spec is not None:  # a record from before data had its own key
+            data = json.loads(spec).get("data")
+            text = canonical(data) if data is not None and "x" in data else None
+        return text
+
+    def _owned(self, job_id: str, tenant: str) -> bool:
+        owner = self.redis.hget(self.keys.job(job_id), "tenant")
+        return owner is not None and owner.decode() == tenant
 
     def checkpoint(self, job_id: str) -> Json | None:
         raw = self.redis.get(self.keys.checkpoint(job_id))
@@ -233,6 +302,26 @@ class JobStore:
             return None
         return json.loads(doc)
 
+    # -- deleting (only removals: they work when Redis is full) -------------------------------
+
+    def delete_job(self, job_id: str, *, tenant: str) -> bool:
+        """Delete a job, its history, checkpoint, inline data and index entries (its
+        tenant's too) at once; a queued one never starts, a running one is told to cancel
+        (and every later write of its run is refused: there is no job). Its model stays.
+        False: no such job of `tenant`'s."""
+        if not ID_PATTERN.fullmatch(job_id):
+            return False
+        args = [job_id, self.keys.cancel_channel(job_id), tenant]
+        with refused_when_full():
+            return bool(self.scripts.delete(keys=self.job_keys(job_id), args=args))
+
+    def delete_model(self, model_id: str, *, tenant: str) -> bool:
+        """False: no such model of `tenant`'s. The job that trained it keeps naming it in
+        `model_id`."""
+        return ID_PATTERN.fullmatch(model_id) is not None and bool(
+            self.scripts.delete_model(keys=[self.keys.model(model_id)], args=[tenant])
+        )
+
     # -- every guarded change -----------------------------------------------------------------
 
     def job_keys(self, job_id: str, model_id: str = "-") -> list[str]:
@@ -246,6 +335,9 @@ class JobStore:
             k.lease(job_id),
             k.stranded(job_id),
             k.jobs(),
+            k.data(job_id),
+            k.expiry(),
+            k.expiry_tenants(),
             *(k.jobs(s) for s in scripts.STATUSES),
         ]
 
@@ -258,10 +350,12 @@ class JobStore:
         only queued: (True, '')."""
         keys = self.job_keys(job_id, change.model["id"] if change.model else "-")
         args = change.script_args(job_id, self.keys.cancel_channel(job_id))
+        args.append(str(self.retention_ms))
         if client is not None:
             self.scripts.update(keys=keys, args=args, client=client)
             return True, ""
-        done, status, *mismatch = self.scripts.update(keys=keys, args=args)
+        with refused_when_full():
+            done, status, *mismatch = self.scripts.update(keys=keys, args=args)
         if mismatch:
             raise HistoryMismatch(int(mismatch[1]), mismatch[0] == b"behind")
         return bool(done), status.decode()
@@ -281,17 +375,21 @@ class JobStore:
         `ticket`, the rq job starting it, is not the job's own any more). The same `token`
         again gives the same run back (a retried start)."""
         token = token or new_id()[:16]
-        reply = self.scripts.start(
-            keys=self.job_keys(job_id),
-            args=[job_id, ticket or "", token, int(lease_ttl * 1000), owner, dumps(now())],
-        )
+        with refused_when_full():
+            reply = self.scripts.start(
+                keys=self.job_keys(job_id),
+                args=[job_id, ticket or "", token, int(lease_ttl * 1000), owner, dumps(now())],
+            )
         if not reply[0]:
             return None
-        _, attempt, spec, checkpoint, seconds = reply
+        _, attempt, spec, checkpoint, seconds, data = reply
+        spec = json.loads(spec)
+        if data:  # the run trains on the data itself, not its summary
+            spec["data"] = json.loads(data)
         return Run(
             int(attempt),
             token,
-            json.loads(spec),
+            spec,
             checkpoints.decode(checkpoint) if checkpoint else None,
             float(seconds),
         )
@@ -301,7 +399,10 @@ class JobStore:
         longer this run's (cancelled, or handed to another run)."""
         value = f"{run.attempt} {run.token} {owner}"
         keys = [self.keys.job(job_id), self.keys.lease(job_id)]
-        return bool(self.scripts.renew(keys=keys, args=[run.token, int(lease_ttl * 1000), value]))
+        with refused_when_full():
+            return bool(
+                self.scripts.renew(keys=keys, args=[run.token, int(lease_ttl * 1000), value])
+            )
 
     def record(self, job_id: str, token: str, report: Report) -> bool:
         """Write a run's report (progress, or its end) while the job is still the run's with

@@ -16,6 +16,10 @@ class Keys:
     def checkpoint(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:checkpoint"
 
+    def data(self, job_id: str) -> str:
+        """A job's inline training data, as the canonical JSON text its summary hashes."""
+        return f"{self.prefix}:job:{job_id}:data"
+
     def cancel_channel(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:cancel"
 
@@ -41,6 +45,20 @@ class Keys:
         `:<status>` to it, as here, when the job's status changes."""
         base = f"{self.prefix}:tenant:{tenant}:jobs"
         return base if status is None else f"{base}:{status}"
+
+    def expiry(self) -> str:
+        """Finished jobs, scored by when Redis deletes them (ms): the reaper sweeps the
+        indexes of the ones gone."""
+        return f"{self.prefix}:expiry"
+
+    def expiry_tenants(self) -> str:
+        """A hash: for each job in the expiry index that has a tenant, its `tenant_jobs`;
+        the sweep needs it after Redis has deleted the job hash that held it."""
+        return f"{self.prefix}:expiry:tenants"
+
+    def retention_adopted(self) -> str:
+        """Set once the finished jobs stored before retention existed were given theirs."""
+        return f"{self.prefix}:retention-adopted"
 
     def model(self, model_id: str) -> str:
         """A model: a hash of `doc` (its JSON text) and `tenant` (its job's)."""

@@ -1,15 +1,20 @@
 """The store's Lua scripts: every change of a job's status, and every write of a running job,
 checks the job's state first, in Redis, atomically.
 
-UPDATE and START take the same KEYS (`JOB_KEYS`): the job hash, its history list, its
-checkpoint, a model, its lease, its stranded mark, the index of all jobs, then one index per
-status; and the job id as ARGV[1].
+UPDATE, START and DELETE take the same KEYS (`JOB_KEYS`): the job hash, its history list,
+its checkpoint, a model, its lease, its stranded mark, the index of all jobs, its inline data,
+the index of finished jobs by expiry, the tenant index of each of those, then one index per
+status; and the job id as ARGV[1]. A job's tenant's indexes are named in its hash (below),
+so they are not among the KEYS.
+Every script reads the job hash first and writes nothing for a job that is not there (a
+deleted or expired job is never brought back by a late write of its run).
 
 Hidden fields of the job hash (never in the API's job resource): `attempt` (runs started),
 `run` (the token of the current run: the one fence of every write of a run), `ticket` (the
 rq job id that may start it), `requeues`, `losses` (runs lost since the latest checkpoint),
 `recorded` (history steps stored), `run_from` (the step the current run began at), `rewound`
-(stored steps dropped by hand-backs, to be computed again), `trained_seconds`, and `cp_*`:
+(stored steps dropped by hand-backs, to be computed again), `trained_seconds`,
+`retention_ms` (how long the job is kept once finished), and `cp_*`:
 the state the latest checkpoint goes with (history batches, steps, progress, metrics,
 seconds), which a job handed back to the queue is rewound to; `tenant` (whose job it is) and
 `tenant_jobs` (that tenant's index of its jobs: its per-status indexes are that name plus
@@ -22,7 +27,18 @@ import redis
 from redis.commands.core import Script
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-JOB_KEYS = ("job", "history", "checkpoint", "model", "lease", "stranded", "all")
+JOB_KEYS = (
+    "job",
+    "history",
+    "checkpoint",
+    "model",
+    "lease",
+    "stranded",
+    "all",
+    "data",
+    "expiry",
+    "expiry_tenants",
+)
 
 _PRELUDE = """
 local INDEX = {STATUS_INDEX}
@@ -63,6 +79,21 @@ local function move(to)
   if from == 'running' then redis.call('DEL', KEYS[5]) end
   if from == 'running' and to == 'queued' then rewind() end
 end
+
+-- A finished job, its history, checkpoint, data and model expire RETENTION ms from now (by
+-- Redis's clock), and the expiry index says when, for the reaper's sweep of the indexes
+-- (its tenant's too: their name is kept beside, as the job hash will be gone by then).
+local function expire_finished(fallback)
+  local ms = tonumber(redis.call('HGET', KEYS[1], 'retention_ms') or fallback)
+  for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8]}) do
+    redis.call('PEXPIRE', key, ms)
+  end
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call('ZADD', KEYS[9], now + ms, ARGV[1])
+  local own = redis.call('HGET', KEYS[1], 'tenant_jobs')
+  if own then redis.call('HSET', KEYS[10], ARGV[1], own) end
+end
 """.replace(
     "STATUS_INDEX",
     ", ".join(f"{s} = {len(JOB_KEYS) + 1 + i}" for i, s in enumerate(STATUSES)),
@@ -77,9 +108,12 @@ UPDATE = (
 -- the job), `to` (the new status), `first_step` and `steps` (of the history batch, which
 -- must start where the stored history ends), `publish` (a channel to tell "cancel" on),
 -- `set` (job hash fields and their stored text); then JSON texts, stored as they are
--- ('' = none): 3 the history batch, 4 a checkpoint, 5 a model (stored with the job's tenant).
+-- ('' = none): 3 the history batch, 4 a checkpoint, 5 a model (stored with the job's tenant);
+-- 6 the retention (ms) of a job that has none recorded. A terminal `to` starts the job's
+-- retention (expire_finished).
 -- Returns {1, previous status}, {0, status now ('' if no such job)}, or, when the batch
 -- does not continue the stored history, {0, status, 'behind' or 'ahead', steps stored}.
+if redis.replicate_commands then redis.replicate_commands() end  -- TIME before writes
 local change = cjson.decode(ARGV[2])
 local history, checkpoint, model = ARGV[3], ARGV[4], ARGV[5]
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -120,6 +154,9 @@ if model ~= '' then
   redis.call('HSET', KEYS[4], 'doc', model, 'tenant', redis.call('HGET', KEYS[1], 'tenant') or '')
 end
 if change.to then move(change.to) end
+if change.to == 'succeeded' or change.to == 'failed' or change.to == 'cancelled' then
+  expire_finished(ARGV[6])
+end
 if change.publish then redis.call('PUBLISH', change.publish, 'cancel') end
 return {1, status}
 """
@@ -130,7 +167,8 @@ START = (
     + """
 -- Queued -> running for one run: a new attempt, its token, its lease.
 -- ARGV: 2 ticket ('' = any), 3 run token, 4 lease milliseconds, 5 owner, 6 started_at (JSON).
--- Returns {1, attempt, spec, checkpoint ('' = none), seconds trained before} or
+-- Returns {1, attempt, spec, checkpoint ('' = none), seconds trained before, inline data
+-- ('' = none)} or
 -- {0, status now ('' if no such job, 'superseded' if the ticket is not the job's)}.
 local job = redis.call('HMGET', KEYS[1], 'status', 'run', 'ticket')
 if not job[1] then return {0, ''} end
@@ -151,9 +189,80 @@ end
 local attempt = redis.call('HGET', KEYS[1], 'attempt')
 redis.call('SET', KEYS[5], attempt .. ' ' .. ARGV[3] .. ' ' .. ARGV[5], 'PX', ARGV[4])
 local fields = redis.call('HMGET', KEYS[1], 'spec', 'trained_seconds')
-return {1, attempt, fields[1], redis.call('GET', KEYS[3]) or '', fields[2] or '0'}
+return {1, attempt, fields[1], redis.call('GET', KEYS[3]) or '', fields[2] or '0',
+  redis.call('GET', KEYS[8]) or ''}
 """
 )
+
+DELETE = """
+-- A job and everything of it but its model, at once, whatever its status, from every index
+-- (its tenant's too): a running job's worker is told to cancel (and its writes find no job).
+-- Only removals: it runs when Redis is full. ARGV: 1 job id, 2 its cancel channel, 3 the
+-- tenant whose job it must be. Returns the status it had ('' = no such job of the tenant's).
+local job = redis.call('HMGET', KEYS[1], 'status', 'tenant', 'tenant_jobs')
+local status, own = job[1], job[3]
+if not status or job[2] ~= ARGV[3] then return '' end
+if status == 'running' then redis.call('PUBLISH', ARGV[2], 'cancel') end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[8])
+redis.call('HDEL', KEYS[10], ARGV[1])
+for _, i in ipairs({7, 9}) do redis.call('ZREM', KEYS[i], ARGV[1]) end
+for i = 11, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+if own then
+  redis.call('ZREM', own, ARGV[1])
+  for _, s in ipairs({STATUS_NAMES}) do redis.call('ZREM', own .. ':' .. s, ARGV[1]) end
+end
+return status
+""".replace("STATUS_NAMES", ", ".join(f"'{s}'" for s in STATUSES))
+
+DELETE_MODEL = """
+-- KEYS: a model. ARGV: the tenant whose model it must be. 1 if deleted; 0 if there is no
+-- such model of the tenant's (a model stored before tenants, a plain string, is no one's,
+-- as reads see it).
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+HISTORY_PAGE = """
+-- A page of a history: the batches holding steps ARGV[1] (since) to ARGV[1] + ARGV[2]
+-- (limit) - 1, found by binary search on each batch's first step (the batches continue each
+-- other exactly, from step 0), not by reading them all. KEYS: the history list.
+-- Returns {batches, 1 if batches follow them else 0}.
+local n = redis.call('LLEN', KEYS[1])
+if n == 0 then return {{}, 0} end
+local function first(i)
+  local batch = redis.call('LINDEX', KEYS[1], i)
+  local step = string.match(batch, '^{"step":%[(%d+)')  -- as service.store.changes writes it
+  if step then return tonumber(step) end
+  return cjson.decode(batch).step[1]
+end
+-- the last batch, from `lo` on, whose first step is at or below `step` (else `lo`)
+local function last_from(step, lo)
+  local hi = n - 1
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if first(mid) <= step then lo = mid else hi = mid - 1 end
+  end
+  return lo
+end
+local since, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local i = last_from(since, 0)
+local j = last_from(since + limit - 1, i)
+return {redis.call('LRANGE', KEYS[1], i, j), j < n - 1 and 1 or 0}
+"""
+
+SET_IF_EXISTS = """
+-- HSET on KEYS[1] only if it is still there (it expires; a late write must not bring it back
+-- without its time to live), then DEL KEYS[2] if given. ARGV: field, value, field, value...
+-- Returns 1 if written.
+local written = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV))
+  written = 1
+end
+if KEYS[2] then redis.call('DEL', KEYS[2]) end
+return written
+"""
 
 RENEW = """
 -- KEYS: job, lease. ARGV: run token, lease milliseconds, the lease's value.
@@ -190,7 +299,11 @@ class Registered(NamedTuple):
     start: Script
     renew: Script
     stranded: Script
+    delete: Script
+    delete_model: Script
+    history_page: Script
 
 
 def register(connection: redis.Redis) -> Registered:
-    return Registered(*(connection.register_script(s) for s in (UPDATE, START, RENEW, STRANDED)))
+    texts = (UPDATE, START, RENEW, STRANDED, DELETE, DELETE_MODEL, HISTORY_PAGE)
+    return Registered(*(connection.register_script(s) for s in texts))

@@ -6,7 +6,9 @@ running job whose lease has lapsed (its worker was killed, lost its machine, or 
 from Redis for longer than LEASE_TTL), rewound to its checkpoint, and gives a new rq job to
 every queued job whose rq job left the queue without starting it (a worker died between
 taking it and starting it) for longer than LEASE_TTL. Every change is a guarded transaction
-(service.store.requeue): passes running at once in many workers are safe.
+(service.store.requeue): passes running at once in many workers are safe. Each pass also
+sweeps from the indexes the finished jobs Redis deleted at the end of their retention
+(service.store.retention).
 """
 
 import logging
@@ -20,16 +22,19 @@ from rq import Queue
 from .. import problems
 from ..store import JobStore, requeue
 from ..store.queue import Enqueuer, training_enqueuer
+from ..store.retention import adopt_finished, sweep_expired
 
 log = logging.getLogger(__name__)
 
 
 class Pass(NamedTuple):
-    """What one pass did: job ids handed back, failed (lost too often), given a new rq job."""
+    """What one pass did: job ids handed back, failed (lost too often), given a new rq job,
+    swept from the indexes (expired)."""
 
     requeued: list[str]
     failed: list[str]
     stranded: list[str]
+    expired: list[str]
 
 
 class Reaper:
@@ -43,7 +48,7 @@ class Reaper:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> Pass:
-        done = Pass([], [], [])
+        done = Pass([], [], [], [])
         for job_id in requeue.running_without_lease(self.store):
             outcome = self.lost(job_id)
             if outcome:
@@ -59,6 +64,11 @@ class Reaper:
             if requeue.requeue_stranded(self.store, job_id, ticket, self.enqueue):
                 log.warning("job %s: its rq job %s vanished; enqueued again", job_id, ticket)
                 done.stranded.append(job_id)
+        done.expired.extend(sweep_expired(self.store))
+        try:
+            adopt_finished(self.store)
+        except redis.exceptions.OutOfMemoryError:
+            pass  # Redis is full: at a later pass
         return done
 
     def lost(self, job_id: str, owner: str | None = None) -> str | None:

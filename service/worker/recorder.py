@@ -20,7 +20,8 @@ from ..store.requeue import hand_back
 from .lease import Lease
 
 log = logging.getLogger(__name__)
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+# Redis full (maxmemory) is waited out as an outage is: the refused write wrote nothing.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError)
 
 
 class JobStopped(Exception):

@@ -1,17 +1,19 @@
-"""Training jobs: submit, list, read, follow the history, cancel."""
+"""Training jobs: submit, list, read, follow the history, read the inline data, cancel,
+delete."""
 
 import hashlib
 import json
 import re
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from engine.spec import normalize_spec
 from schemas import (
     HistoryArgsSchema,
     HistorySchema,
+    InlineDataSchema,
     JobListArgsSchema,
     JobListSchema,
     JobSchema,
@@ -19,7 +21,7 @@ from schemas import (
 )
 
 from ...config import limits
-from ...errors import InvalidParameter, JobFinished, NotFound
+from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound
 from ...store.queue import training_enqueuer
 from ..auth import tenant
 from ..extensions import services
@@ -108,7 +110,11 @@ class Jobs(MethodView):
         """Submit a training job: it is queued for a worker."""
         spec = normalize_spec(body, limits(current_app.config))
         job, replayed = services().store.create_job(
-            spec, training_enqueuer(services().queue), idempotency(body), tenant=tenant()
+            spec,
+            training_enqueuer(services().queue),
+            idempotency(body),
+            body.get("data"),
+            tenant=tenant(),
         )
         headers = {"Location": f"/v1/jobs/{job['id']}"}
         if replayed:
@@ -124,21 +130,58 @@ class Job(MethodView):
         """A job: its status, progress, latest metrics, and model or error when done."""
         return existing_job(job_id)
 
+    @blp.response(204, description="Deleted (a queued or running job is cancelled first).")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, job_id: str) -> tuple[str, int]:
+        """Delete a job with its history, checkpoint and inline data (its model stays:
+        DELETE /v1/models/{id}); a queued or running job is cancelled first."""
+        existing_job(job_id)
+        if not services().store.delete_job(job_id, tenant=tenant()):
+            raise NotFound("job", job_id)  # deleted meanwhile
+        return "", 204
+
 
 @blp.route("/<job_id>/history")
 class History(MethodView):
     @blp.arguments(HistoryArgsSchema, location="query")
     @blp.response(200, HistorySchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, args: dict, job_id: str) -> dict:
-        """Loss and accuracy of every step recorded so far (written a few times a second)."""
-        since = args.get("since", 0)
+    def get(self, args: dict, job_id: str) -> tuple[dict, int, dict]:
+        """Loss and accuracy of each step recorded so far (written a few times a second),
+        a page at a time: `since` the first step, `limit` steps at most."""
+        config = current_app.config
+        since, limit = args.get("since", 0), args.get("limit", config["HISTORY_PAGE_SIZE"])
         if since < 0:
             raise InvalidParameter("since", "must be a step number (0 or more)")
-        history = services().store.history(job_id, since, tenant=tenant())
-        if history is None:
+        if not 1 <= limit <= config["MAX_HISTORY_PAGE_SIZE"]:
+            raise InvalidParameter("limit", f"must be from 1 to {config['MAX_HISTORY_PAGE_SIZE']}")
+        page = services().store.history(job_id, since, limit, tenant=tenant())
+        if page is None:
             raise NotFound("job", job_id)
-        return history
+        headers = {}
+        if page["next_since"] is not None:
+            query = f"since={page['next_since']}&limit={limit}"
+            headers["Link"] = f'</v1/jobs/{job_id}/history?{query}>; rel="next"'
+        return page, 200, headers
+
+
+@blp.route("/<job_id>/data")
+class Data(MethodView):
+    @blp.response(
+        200,
+        InlineDataSchema,
+        description="The inline data as submitted, as canonical JSON (keys sorted, no "
+        "spaces): the sha256 of this body is the job's spec.data.sha256.",
+    )
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, job_id: str) -> Response:
+        """A job's inline training data (404 for a job that trains on a generated data set)."""
+        if "data" not in existing_job(job_id)["spec"]:
+            raise NoInlineData(job_id)
+        data = services().store.job_data(job_id, tenant=tenant())
+        if data is None:
+            raise NotFound("job", job_id)  # deleted meanwhile
+        return Response(data, mimetype="application/json")
 
 
 @blp.route("/<job_id>/cancel")

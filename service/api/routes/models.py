@@ -35,6 +35,15 @@ class Model(MethodView):
         """A model: architecture, loss, parameters and final metrics."""
         return existing_model(model_id)
 
+    @blp.response(204, description="Deleted.")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, model_id: str) -> tuple[str, int]:
+        """Delete a model (the job that trained it stays, its model_id naming a 404)."""
+        existing_model(model_id)
+        if not services().store.delete_model(model_id, tenant=tenant()):
+            raise NotFound("model", model_id)  # deleted meanwhile
+        return "", 204
+
 
 @blp.route("/<model_id>/predict")
 class Predict(MethodView):
