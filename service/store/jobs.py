@@ -20,7 +20,7 @@ from typing import NamedTuple
 import redis
 
 from .. import settings
-from ..errors import IdempotencyKeyReused
+from ..errors import IdempotencyKeyReused, TooManyActiveJobs
 from ..strictjson import dumps
 from . import scripts
 from .cancel import CancelListener, listen
@@ -30,6 +30,9 @@ from .history import HistoryMismatch, join_batches
 from .ids import ID_PATTERN, new_id, now
 from .keys import Keys
 from .queue import Enqueue
+
+ACTIVE = ("queued", "running")
+"""The statuses MAX_ACTIVE_JOBS caps, together."""
 
 JSON_FIELDS = (
     "created_at",
@@ -68,6 +71,7 @@ class JobStore:
         idempotency: tuple[str, str, int] | None = None,
         *,
         tenant: str,
+        max_active: int | None = None,
     ) -> tuple[Json, bool]:
         """Write `tenant`'s queued job and call `enqueue(pipeline, job_id)` in one
         transaction (it returns the rq job id that may start the job, or None for any).
@@ -75,6 +79,10 @@ class JobStore:
         `idempotency` = (key, fingerprint of the request, seconds to remember it): a key
         the tenant used before with the same fingerprint gives back that job (and True);
         with another, IdempotencyKeyReused.
+
+        With `max_active`, a tenant that has that many jobs queued or running gets
+        TooManyActiveJobs instead (a replay is still given back). The count is read under
+        WATCH of its two indexes, so submissions at the same moment never overshoot it.
         """
         job_id, created = new_id(), time.time_ns() // 1000
         record = {
@@ -100,6 +108,11 @@ class JobStore:
                         if seen is not None:
                             pipe.unwatch()
                             return self._replay(seen.decode(), fingerprint, tenant), True
+                    if max_active is not None:
+                        active = self._count_active(pipe, tenant)
+                        if active >= max_active:
+                            pipe.unwatch()
+                            raise TooManyActiveJobs(active, max_active)
                     pipe.multi()
                     pipe.hset(
                         self.keys.job(job_id),
@@ -125,7 +138,14 @@ class JobStore:
                     pipe.execute()
                     return record, False
                 except redis.WatchError:
-                    continue  # the same key was used at the same moment: read it again
+                    continue  # the same key was used, or a job came or went: read it again
+
+    def _count_active(self, pipe: redis.client.Pipeline, tenant: str) -> int:
+        """The tenant's queued and running jobs, watched: any change to either index
+        before the transaction runs makes it fail (WatchError), to be counted again."""
+        indexes = [self.keys.tenant_jobs(tenant, status) for status in ACTIVE]
+        pipe.watch(*indexes)
+        return sum(pipe.zcard(index) for index in indexes)
 
     def _replay(self, seen: str, fingerprint: str, tenant: str) -> Json:
         seen_fingerprint, job_id = seen.split(" ")
