@@ -108,7 +108,11 @@ class Jobs(MethodView):
         """Submit a training job: it is queued for a worker."""
         spec = normalize_spec(body, limits(current_app.config))
         job, replayed = services().store.create_job(
-            spec, training_enqueuer(services().queue), idempotency(body), tenant=tenant()
+            spec,
+            training_enqueuer(services().queue),
+            idempotency(body),
+            tenant=tenant(),
+            max_active=current_app.config["MAX_ACTIVE_JOBS"],
         )
         headers = {"Location": f"/v1/jobs/{job['id']}"}
         if replayed:
