@@ -12,6 +12,7 @@ class ServiceError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.extensions: dict[str, object] = {}  # more members of its problem object
 
 
 class NotFound(ServiceError):
@@ -63,3 +64,16 @@ class InvalidParameter(ServiceError):
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}", [{"path": path, "message": message}])
+
+
+class TooManyActiveJobs(ServiceError):
+    """A tenant already has as many jobs queued or running as it may (MAX_ACTIVE_JOBS)."""
+
+    status, title, slug = 429, "Too many active jobs", "too-many-active-jobs"
+
+    def __init__(self, active: int, limit: int) -> None:
+        super().__init__(
+            f"you have {active} jobs queued or running, and at most {limit} may be "
+            "(MAX_ACTIVE_JOBS); submit again once one has finished or been cancelled"
+        )
+        self.extensions = {"active_jobs": active, "max_active_jobs": limit}

@@ -6,8 +6,9 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 REDIS_SOCKET_TIMEOUT = 0.75
 """Seconds a Redis command may take before the API gives up on it and answers 503 (a refused
-connection is retried once, at once; a slow one never): a request makes at most two round
-trips to Redis, so a hung Redis costs it at most 1.5 s."""
+connection is retried once, at once; a slow one never). A hung Redis ends a request with a 503
+at the first command that times out: the key check's, or with AUTH off the route's first, after
+the rate limiter's (which lets the request through): at most 1.5 s."""
 
 AUTH = True
 """Every `/v1` request needs an API key (`Authorization: Bearer <key>`; `python -m
@@ -16,6 +17,28 @@ and the API then refuses to start unless it binds a loopback address only."""
 
 RETRY_AFTER = 2
 """Seconds a 503 (Redis unreachable) tells the client to wait (`Retry-After`)."""
+
+RATE_LIMIT = "600/minute"
+"""Requests one API key may make to /v1, whatever their answer, in a moving window: `N/second`,
+`N/minute`, `N/hour` or `N/day`, several joined by `;` (`10/second;600/minute`); empty: no
+limit. Beyond it: 429 with `Retry-After`. With AUTH off, per client address."""
+
+RATE_LIMIT_SUBMIT = "60/minute"
+"""Of those, the submissions (POST /v1/jobs and POST /v1/graphs) one API key may make: each
+costs a worker or an evaluation in the request, so this budget is tighter."""
+
+RATE_LIMIT_UNAUTHENTICATED = "60/minute"
+"""/v1 requests with no valid API key (401s) one client address may make; beyond it they are
+429. A valid key is never refused for its address's count (behind a proxy every client has the
+proxy's address)."""
+
+MAX_ACTIVE_JOBS = 20
+"""Jobs one tenant may have queued or running at once; one more is 429 (too-many-active-jobs)
+until one finishes or is cancelled."""
+
+ACTIVE_JOBS_RETRY_AFTER = 10
+"""Seconds the 429 of MAX_ACTIVE_JOBS tells the client to wait (`Retry-After`): when to look
+again whether one of its jobs has finished."""
 
 WORKER_REDIS_TIMEOUT = 5.0
 """Seconds one Redis command of a running job may take (a failed history write is retried at

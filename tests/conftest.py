@@ -23,6 +23,14 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 E2E_DB = 1  # the end-to-end stack's database: never flushed under its running workers
+GENEROUS_LIMITS = {
+    "RATE_LIMIT": "100000/minute",
+    "RATE_LIMIT_SUBMIT": "100000/minute",
+    "RATE_LIMIT_UNAUTHENTICATED": "100000/minute",
+    "MAX_ACTIVE_JOBS": 100_000,
+}
+"""Limits no test reaches by chance (a job's status polled 50 times a second, a hundred jobs
+queued in-process with no worker); test_ratelimit sets small ones of its own."""
 RELIABILITY_FIGURES: list[str] = []
 """Lines test_reliability measures (seconds from each fault to the job running again, the
 stored steps computed again), printed at the end of the run."""
@@ -33,6 +41,16 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("reliability figures")
         for line in RELIABILITY_FIGURES:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def generous_limits():
+    """Every app, stack and example the tests start keeps the rate limiter and the cap on
+    active jobs on, with GENEROUS_LIMITS from its environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in GENEROUS_LIMITS.items():
+            patch.setenv(f"GRADSERVE_{name}", str(value))
+        yield
 
 
 @pytest.fixture(scope="session")

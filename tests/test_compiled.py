@@ -474,7 +474,10 @@ def test_compiled_training_repeats_the_reference_history(spec):
 @given(specs, st.integers(0, 3))
 def test_compiled_training_resumes_as_if_never_stopped(spec, stop_after):
     spec = {**fit_outputs(spec), "engine": "compiled", "steps": 5}
-    whole = train(spec)
+    try:
+        whole = train(spec)
+    except NumericError:
+        assume(False)  # a spec that diverges has no finished run to resume into
     taken = {}
 
     def stop(progress):

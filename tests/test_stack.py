@@ -19,9 +19,10 @@ import pytest
 import redis
 import requests
 
+from service.api import create_app
 from service.stack import redis_server
 
-from .service_helpers import ApiSession, long_spec, small_spec, wait_until
+from .service_helpers import ApiSession, client_with, long_spec, small_spec, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -282,6 +283,18 @@ def test_the_apps_credentials_cannot_administer_redis(first, command):
     with pytest.raises(redis.exceptions.NoPermissionError):
         app.execute_command(*command)
     assert app.ping()  # and the server is still there
+
+
+def test_the_rate_limiter_counts_in_the_bundled_redis_as_the_apps_user(first):
+    """Flask-Limiter's scripts (EVALSHA, SCRIPT LOAD) run under the app's ACL user: over
+    HTTP each /v1 answer's count goes down by one; in-process, with the stack's Redis URL
+    (user and password in it) and a small limit, the limit is reached."""
+    with first.api as api:
+        counts = [api.get("/v1/jobs", timeout=10).headers["RateLimit-Remaining"] for _ in "ab"]
+    assert int(counts[1]) == int(counts[0]) - 1
+    app = create_app({"REDIS_URL": first.redis_url, "RATE_LIMIT": "2/minute"})
+    client = client_with(app, first.api_key)
+    assert [client.get("/v1/jobs").status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_the_admin_user_may_and_the_server_is_durable(first):

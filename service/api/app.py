@@ -8,7 +8,7 @@ from flask import Flask
 from ..config import load_config
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.queue import connect, make_queue
-from . import auth, boundary, docs_assets
+from . import auth, boundary, docs_assets, ratelimit
 from .extensions import Services
 from .jsonprovider import StrictJSONProvider
 from .routes import graphs, health, jobs, models, webhooks
@@ -31,8 +31,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         webhooks=WebhookSecrets(connection),
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
     )
-    auth.register(app, services.keys)
-    api = Api(app, spec_kwargs={"extra_plugins": [auth.SecurityPlugin()]})
+    auth.register(app, services.keys)  # who asks (a key's tenant and id), or a refusal
+    ratelimit.register(app, services)  # counts the request, the refused ones too
+    auth.register_refusal(app)  # then a refused key's 401
+    plugins = [auth.SecurityPlugin(), ratelimit.OpenApiPlugin()]
+    api = Api(app, spec_kwargs={"extra_plugins": plugins})
     for blueprint in (graphs.blp, jobs.blp, models.blp, webhooks.blp, health.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs_assets.blueprint)

@@ -1,10 +1,13 @@
 """Who is asking: every `/v1` request carries an API key as a bearer token (RFC 6750),
-checked here, once, before any route runs; the route finds the key's tenant in `tenant()`.
+checked here, once, before any route runs; the route finds the key's tenant in `tenant()`,
+the rate limiter the key's id in `flask.g.key_id`.
 
 Without a valid key the answer is 401 problem+json with `WWW-Authenticate: Bearer` (and
 `error="invalid_token"` when a key was sent but is not valid: malformed, unknown, wrong or
-revoked, all alike). Everything outside `/v1` (health, the OpenAPI document, the docs pages
-and their assets) needs no key. With AUTH off, every request is tenant `local`'s."""
+revoked, all alike), given by a hook of its own (`register_refusal`) once the rate limiter
+has counted the refused request against the client's address. Everything outside `/v1`
+(health, the OpenAPI document, the docs pages and their assets) needs no key. With AUTH
+off, every request is tenant `local`'s."""
 
 from functools import partial
 from typing import Any
@@ -38,32 +41,49 @@ def protected(path: str) -> bool:
     return path == PROTECTED or path.startswith(PROTECTED + "/")
 
 
+def refused() -> bool:
+    """Was the current request's key refused (its 401 still to come)?"""
+    return "refusal" in g
+
+
 def register(app: Flask, keys: ApiKeys) -> None:
     """Check every /v1 request's key (or, with AUTH off, serve it as tenant `local`)."""
     if auth_enabled(app.config["AUTH"]):
-        app.before_request(partial(_require_key, keys))
+        app.before_request(partial(_check_key, keys))
     else:
         app.before_request(_serve_as_local)
 
 
-def _require_key(keys: ApiKeys) -> Response | None:
+def register_refusal(app: Flask) -> None:
+    """Answer a refused key's request with its 401: register after the rate limiter, whose
+    hook must see (and count) the refused request first."""
+    app.before_request(_refuse)
+
+
+def _check_key(keys: ApiKeys) -> None:
     if not protected(request.path):
-        return None
+        return
     header = request.headers.get("Authorization")
     if header is None:
-        return unauthorized(key_given=False)
+        g.refusal = unauthorized(key_given=False)
+        return
     scheme, _, token = header.partition(" ")
     bearer = scheme.lower() == "bearer"  # auth schemes are case-insensitive (RFC 9110)
+    token = token.lstrip(" ") if bearer else ""  # 1*SP (RFC 6750)
     # One path for every refusal: authenticate hashes and compares whatever it is given.
-    found = keys.authenticate(token.lstrip(" ") if bearer else "")  # 1*SP (RFC 6750)
+    found = keys.authenticate(token)
     if found is None:
-        return unauthorized(key_given=bearer)
-    g.tenant = found
-    return None
+        g.refusal = unauthorized(key_given=bearer)
+        return
+    g.tenant, g.key_id = found, keys.key_id(token)
+
+
+def _refuse() -> Response | None:
+    return g.pop("refusal", None)
 
 
 def _serve_as_local() -> None:
-    g.tenant = LOCAL_TENANT
+    g.tenant, g.key_id = LOCAL_TENANT, None
 
 
 def unauthorized(key_given: bool) -> Response:

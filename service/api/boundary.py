@@ -6,12 +6,13 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, current_app, request
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import InvalidInput, NumericError
 
 from .. import problems
-from ..errors import ServiceError
+from ..errors import ServiceError, TooManyActiveJobs
 from ..store.full import is_full
 from ..strictjson import dumps
 
@@ -63,10 +64,28 @@ def from_http_exception(error: HTTPException) -> Response:
     return problem_response(problems.problem(error.name, status, detail), headers)
 
 
-def from_service_error(error: ServiceError) -> Response:
-    return problem_response(
-        problems.problem(error.title, error.status, error.detail, error.slug, errors=error.errors)
+def from_service_error(error: ServiceError, headers: dict[str, str] | None = None) -> Response:
+    body = problems.problem(
+        error.title, error.status, error.detail, error.slug, errors=error.errors, **error.extensions
     )
+    return problem_response(body, headers)
+
+
+def from_too_many_active_jobs(error: TooManyActiveJobs) -> Response:
+    """429 naming the count and the cap; when to look again (ACTIVE_JOBS_RETRY_AFTER)."""
+    return from_service_error(
+        error, {"Retry-After": str(current_app.config["ACTIVE_JOBS_RETRY_AFTER"])}
+    )
+
+
+def from_rate_limited(error: RateLimitExceeded) -> Response:
+    """Over a rate limit (service/api/ratelimit.py): 429 naming the budget. Its after-request
+    hook sets Retry-After to the wait until the budget frees a request and adds the
+    RateLimit-* headers; the whole window, here, stands in if Redis cannot tell."""
+    item = error.limit.limit
+    detail = f"{error.description}: at most {item}; try again after Retry-After seconds"
+    body = problems.problem("Too many requests", 429, detail, "rate-limited", limit=str(item))
+    return problem_response(body, {"Retry-After": str(item.get_expiry())})
 
 
 def from_invalid_input(error: InvalidInput) -> Response:
@@ -122,7 +141,9 @@ def from_unexpected(error: Exception) -> Response:
 
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, from_http_exception)
+    app.register_error_handler(RateLimitExceeded, from_rate_limited)
     app.register_error_handler(ServiceError, from_service_error)
+    app.register_error_handler(TooManyActiveJobs, from_too_many_active_jobs)
     app.register_error_handler(InvalidInput, from_invalid_input)
     app.register_error_handler(NumericError, from_numeric_error)
     app.register_error_handler(redis.RedisError, from_redis_error)

@@ -96,6 +96,13 @@ class ApiKeys:
             return None
         return tenant.decode()
 
+    @staticmethod
+    def key_id(key: str) -> str | None:
+        """The public id in a well-formed key (None for anything else): what the rate
+        limiter counts a valid key's requests by."""
+        match = KEY_PATTERN.fullmatch(key)
+        return match.group(1) if match else None
+
     def get(self, key_id: str) -> ApiKey | None:
         if not re.fullmatch(r"[0-9a-f]{12}", key_id):
             return None

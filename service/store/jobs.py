@@ -25,7 +25,7 @@ from typing import NamedTuple
 import redis
 
 from .. import settings
-from ..errors import IdempotencyKeyReused
+from ..errors import IdempotencyKeyReused, TooManyActiveJobs
 from ..strictjson import dumps
 from . import checkpoint as checkpoints
 from . import scripts
@@ -38,6 +38,9 @@ from .ids import ID_PATTERN, new_id, now
 from .jobdata import canonical, summary
 from .keys import Keys
 from .queue import Enqueue
+
+ACTIVE = ("queued", "running")
+"""The statuses MAX_ACTIVE_JOBS caps, together."""
 
 JSON_FIELDS = (
     "created_at",
@@ -90,6 +93,7 @@ class JobStore:
         data: Json | None = None,
         *,
         tenant: str,
+        max_active: int | None = None,
     ) -> tuple[Json, bool]:
         """Write `tenant`'s queued job and call `enqueue(pipeline, job_id)` in one
         transaction (it returns the rq job id that may start the job, or None for any).
@@ -102,6 +106,10 @@ class JobStore:
         Inline data (`spec["data"]`; `data`, the data as the client sent it, is what is
         kept, when given) is stored under a key of its own; the record's spec holds its
         summary.
+
+        With `max_active`, a tenant that has that many jobs queued or running gets
+        TooManyActiveJobs instead (a replay is still given back). The count is read under
+        WATCH of its two indexes, so submissions at the same moment never overshoot it.
         """
         job_id, created = new_id(), time.time_ns() // 1000
         inline = None
@@ -132,6 +140,11 @@ class JobStore:
                         if replayed:
                             pipe.unwatch()
                             return replayed, True
+                    if max_active is not None:
+                        active = self._count_active(pipe, tenant)
+                        if active >= max_active:
+                            pipe.unwatch()
+                            raise TooManyActiveJobs(active, max_active)
                     pipe.multi()
                     pipe.hset(
                         self.keys.job(job_id),
@@ -160,7 +173,14 @@ class JobStore:
                     pipe.execute()
                     return record, False
                 except redis.WatchError:
-                    continue  # the same key was used at the same moment: read it again
+                    continue  # the same key was used, or a job came or went: read it again
+
+    def _count_active(self, pipe: redis.client.Pipeline, tenant: str) -> int:
+        """The tenant's queued and running jobs, watched: any change to either index
+        before the transaction runs makes it fail (WatchError), to be counted again."""
+        indexes = [self.keys.tenant_jobs(tenant, status) for status in ACTIVE]
+        pipe.watch(*indexes)
+        return sum(pipe.zcard(index) for index in indexes)
 
     def _replay(
         self, pipe: redis.client.Pipeline, seen: str, fingerprint: str, tenant: str

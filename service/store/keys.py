@@ -83,6 +83,11 @@ class Keys:
         """The index of every API key's id, scored by creation time."""
         return f"{self.prefix}:apikeys"
 
+    def rate_limits(self) -> str:
+        """The prefix of the rate limiter's counters (Flask-Limiter's moving windows, one list
+        per API key or address and limit, expiring with their window)."""
+        return f"{self.prefix}:ratelimit"
+
     def webhook_secret(self, tenant: str) -> str:
         """A tenant's webhook signing secret."""
         return f"{self.prefix}:tenant:{tenant}:webhook-secret"

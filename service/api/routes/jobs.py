@@ -115,6 +115,7 @@ class Jobs(MethodView):
             idempotency(body),
             body.get("data"),
             tenant=tenant(),
+            max_active=current_app.config["MAX_ACTIVE_JOBS"],
         )
         headers = {"Location": f"/v1/jobs/{job['id']}"}
         if replayed:
