@@ -1,5 +1,7 @@
 """The service's own exceptions; `service.api.boundary` turns each into a problem response."""
 
+from typing import Any
+
 
 class ServiceError(Exception):
     """An error a client can act on: the HTTP status and title of its problem."""
@@ -12,6 +14,7 @@ class ServiceError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.extensions: dict[str, Any] = {}  # more members of its problem object
 
 
 class NotFound(ServiceError):
@@ -51,3 +54,9 @@ class InvalidParameter(ServiceError):
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}", [{"path": path, "message": message}])
+
+
+class Busy(ServiceError):
+    """A heavy request that found no free slot in time (HEAVY_WAIT)."""
+
+    status, title, slug = 503, "Busy", "busy"

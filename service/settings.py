@@ -27,7 +27,25 @@ QUEUE_NAME = "gradserve"
 """The rq queue that holds training jobs and queued graph evaluations."""
 
 MAX_CONTENT_LENGTH = 32 * 1024 * 1024
-"""Bytes a request body may hold (larger: 413)."""
+"""Bytes a request body may hold (larger: 413, also when it is sent chunked)."""
+
+REQUEST_READ_TIMEOUT = 10.0
+"""Seconds each 64 KiB of a request body (or the rest of it) may take to arrive: a body that
+stalls, or trickles in slower than 6.4 KiB/s, is answered 408 and its connection closed.
+(The request line and headers have gunicorn's `keepalive`, 5 s: api/gunicorn_conf.py.)"""
+
+HEAVY_BODY_BYTES = 64 * 1024
+"""A request whose body is over this many bytes is heavy: its parse and evaluation run in a
+native thread, so the worker's event loop goes on serving its other connections, and it
+holds one of the worker process's HEAVY_REQUESTS slots until it ends."""
+
+HEAVY_REQUESTS = 1
+"""Heavy requests one API worker process serves at a time (the others wait for a slot): a
+30 MiB graph takes about 350 MB while it is parsed and checked, so this bounds the API's
+memory to about `workers` such requests."""
+
+HEAVY_WAIT = 60.0
+"""Seconds a heavy request waits for a slot before it is answered 503 with Retry-After."""
 
 MAX_GRAPH_NODES = 500_000
 """Nodes a graph/1 document may hold (more: 422)."""

@@ -1,6 +1,7 @@
 """The HTTP API in-process (Flask's test client) against the real Redis: status codes,
 headers, problem details, limits, pagination, idempotency and the OpenAPI document."""
 
+import io
 import json
 import math
 import sys
@@ -142,6 +143,58 @@ def test_graph_result_is_stored_with_a_time_to_live(client, store):
     graph_id = client.post("/v1/graphs", json=MICROGRAD_GRAPH).get_json()["id"]
     ttl = store.redis.ttl(store.keys.graph(graph_id))
     assert 0 < ttl <= settings.GRAPH_TTL
+
+
+# -- the request body ---------------------------------------------------------------------
+
+
+def chunked(client, path, data):
+    """A POST with no Content-Length, its body ended by the server (as a chunked one is)."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(data),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_chunked_body_over_the_limit_is_413_not_a_cut_body(make_app):
+    client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
+    body = json.dumps(chain(100)).encode()
+    assert len(body) > 1000
+    response = chunked(client, "/v1/graphs", body)
+    check_problem(response.status_code, response.content_type, response.get_json(), 413, None)
+    small = json.dumps(chain(3)).encode()
+    assert chunked(client, "/v1/graphs", small).status_code == 201
+
+
+def test_body_shorter_than_its_content_length_is_400(client):
+    response = client.post(
+        "/v1/graphs",
+        input_stream=io.BytesIO(b'{"nodes": []}'),
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": "100"},  # the client closed after 13 bytes
+    )
+    check_problem(response.status_code, response.content_type, response.get_json(), 400, None)
+    assert "ended after 13 of its 100 bytes" in response.get_json()["detail"]
+
+
+def test_a_heavy_request_waits_for_its_slot_and_gives_it_back(make_app):
+    app = make_app(HEAVY_BODY_BYTES=1000, HEAVY_REQUESTS=1, HEAVY_WAIT=0.2)
+    client, slots = app.test_client(), app.extensions["gradserve"].heavy
+    for _ in range(3):  # each gives its slot back when it ends
+        assert client.post("/v1/graphs", json=chain(100)).status_code == 201
+    assert client.post("/v1/graphs", json=chain(3)).status_code == 201  # light: no slot
+    assert slots.acquire(timeout=0)  # another heavy request holds the only slot
+    try:
+        response = client.post("/v1/graphs", json=chain(100))
+        check_problem(response.status_code, response.content_type, response.get_json(), 503, None)
+        assert response.get_json()["type"].endswith("/busy")
+        assert response.headers["Retry-After"] == str(settings.RETRY_AFTER)
+        assert client.post("/v1/graphs", json=chain(3)).status_code == 201
+    finally:
+        slots.release()
+    assert client.post("/v1/graphs", json=chain(100)).status_code == 201
 
 
 # -- bad input ----------------------------------------------------------------------------

@@ -63,9 +63,10 @@ def from_http_exception(error: HTTPException) -> Response:
 
 
 def from_service_error(error: ServiceError) -> Response:
-    return problem_response(
-        problems.problem(error.title, error.status, error.detail, error.slug, errors=error.errors)
+    body = problems.problem(
+        error.title, error.status, error.detail, error.slug, errors=error.errors, **error.extensions
     )
+    return problem_response(body, retry_after() if error.status == 503 else None)
 
 
 def from_invalid_input(error: InvalidInput) -> Response:

@@ -4,13 +4,14 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 
 from engine import evaluate
-from engine.graph import parse_graph
+from engine.graph import ParsedGraph, parse_graph
 from engine.value import paused_gc
 from schemas import GraphResourceSchema, GraphSchema
 
 from ...errors import NotFound
 from ...store.queue import graph_enqueuer
 from ...strictjson import dumps
+from ..concurrency import run_cpu_bound
 from ..extensions import services
 from ..smorest import Blueprint
 
@@ -31,6 +32,16 @@ EXAMPLE = {
         {"id": "c", "op": "pow", "inputs": ["ab"], "attrs": {"exponent": 2}},
     ],
 }
+
+
+def parse(document: dict, max_nodes: int) -> ParsedGraph:
+    with paused_gc():  # no cycles to collect in a graph's parse or its evaluation
+        return parse_graph(document, max_nodes=max_nodes)
+
+
+def evaluated(parsed: ParsedGraph) -> str:
+    with paused_gc():
+        return dumps(evaluate(parsed))
 
 
 def prefers_async() -> bool:
@@ -85,20 +96,17 @@ class Graphs(MethodView):
     def post(self, document: dict) -> Response:
         """Evaluate a graph: small ones in the request, large ones on a worker."""
         config, graphs = current_app.config, services().graphs
-        with paused_gc():  # no cycles to collect in a graph's parse or its evaluation
-            parsed = parse_graph(document, max_nodes=config["MAX_GRAPH_NODES"])
+        body = request.get_data(cache=True)  # queued as it came
+        parsed = run_cpu_bound(len(body), parse, document, config["MAX_GRAPH_NODES"])
         wants_async = prefers_async()
         if wants_async or len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
-            graph_id = graphs.queue(
-                request.get_data(cache=True), config["GRAPH_TTL"], graph_enqueuer(services().queue)
-            )
+            graph_id = graphs.queue(body, config["GRAPH_TTL"], graph_enqueuer(services().queue))
             response = graph_body(graph_id, "queued")
             response.status_code = 202
             if wants_async:
                 response.headers["Preference-Applied"] = "respond-async"
         else:
-            with paused_gc():
-                result_json = dumps(evaluate(parsed))
+            result_json = run_cpu_bound(len(body), evaluated, parsed)
             graph_id = graphs.save_result(result_json, config["GRAPH_TTL"])
             response = graph_body(graph_id, "succeeded", result_json)
             response.status_code = 201
