@@ -9,7 +9,7 @@
 - big posts: 8 concurrent 30 MiB graph posts; the API's memory (RSS of gunicorn and its
   workers, sampled) and the statuses;
 - the JSON parse of the largest graph the defaults accept (500,000 nodes) and of a job's
-  1,000,000 samples.
+  1,000,000 samples, by the standard library (as before) and by api/jsonbody.py.
 
 `python -m bench.bench_request_path [slow|cpu|big|parse] [sync|gthread|gevent ...]` runs
 one part, the first two for each worker class named (default: the configured one,
@@ -39,6 +39,7 @@ import requests
 from bench.bench_service import largest_graph
 from engine.value import paused_gc
 from service import strictjson
+from service.api.jsonbody import load_body
 from service.retry import retry
 from service.stack import redis_server
 
@@ -361,17 +362,19 @@ def training_data(samples: int = 1_000_000) -> bytes:
 
 
 def parse_seconds() -> list[str]:
-    """The API's strict parse of the largest default graph and of a job's 1,000,000 samples
-    of inline data."""
+    """The standard library's strict parse (what the API did) against load_body (the
+    limits and duplicate checks, on orjson), on the largest default graph and on a job's
+    1,000,000 samples of inline data."""
     lines = []
     for name, body in (
         ("the largest default graph", json.dumps(largest_graph()).encode()),
         ("1,000,000 samples of training data", training_data()),
     ):
-        seconds = cpu_seconds(lambda body=body: strictjson.loads(body))
+        before = cpu_seconds(lambda body=body: strictjson.loads(body))
+        after = cpu_seconds(lambda body=body: load_body(body, 64, 100))
         lines.append(
-            f"  {name} ({len(body) / 2**20:.1f} MiB): strictjson.loads {seconds:.3f} s, "
-            "CPU, best of 7"
+            f"  {name} ({len(body) / 2**20:.1f} MiB): strictjson.loads {before:.3f} s, "
+            f"load_body {after:.3f} s ({after / before:.2f}x), CPU, best of 7"
         )
     return lines
 

@@ -56,6 +56,13 @@ class InvalidParameter(ServiceError):
         super().__init__(f"{path}: {message}", [{"path": path, "message": message}])
 
 
+class JsonNotAccepted(ServiceError):
+    """A JSON body the API does not read: nested too deep, a number of too many digits, or
+    a key twice in one object (JSON leaves duplicate keys undefined: parsers differ)."""
+
+    status, title, slug = 400, "JSON not accepted", "json-not-accepted"
+
+
 class Busy(ServiceError):
     """A heavy request that found no free slot in time (HEAVY_WAIT)."""
 

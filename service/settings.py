@@ -34,6 +34,14 @@ REQUEST_READ_TIMEOUT = 10.0
 stalls, or trickles in slower than 6.4 KiB/s, is answered 408 and its connection closed.
 (The request line and headers have gunicorn's `keepalive`, 5 s: api/gunicorn_conf.py.)"""
 
+MAX_JSON_DEPTH = 64
+"""Levels of nesting a JSON body may have (a graph/1 document and a job spec have 4; more:
+400)."""
+
+MAX_JSON_NUMBER_DIGITS = 100
+"""Digits one number of a JSON body may have (a float needs at most 17, plus 3 of exponent;
+more: 400)."""
+
 HEAVY_BODY_BYTES = 64 * 1024
 """A request whose body is over this many bytes is heavy: its parse and evaluation run in a
 native thread, so the worker's event loop goes on serving its other connections, and it
