@@ -9,6 +9,12 @@ REDIS_SOCKET_TIMEOUT = 0.75
 connection is retried once, at once; a slow one never): a request makes at most two round
 trips to Redis, so a hung Redis costs it at most 1.5 s."""
 
+REDIS_BULK_TIMEOUT = 10.0
+"""Seconds a Redis command that carries a graph's document or result (up to
+MAX_CONTENT_LENGTH bytes) may take: writing 30 MiB to a busy Redis can take longer than
+REDIS_SOCKET_TIMEOUT, so these commands have a connection of their own and every other
+command keeps the short timeout."""
+
 RETRY_AFTER = 2
 """Seconds a 503 (Redis unreachable) tells the client to wait (`Retry-After`)."""
 

@@ -25,9 +25,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json = StrictJSONProvider(app)
     app.config.update(load_config(config))
     connection = connect(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"])
+    bulk = connect(app.config["REDIS_URL"], app.config["REDIS_BULK_TIMEOUT"])
     app.extensions["gradserve"] = Services(
         store=JobStore(connection),
-        graphs=GraphStore(connection),
+        graphs=GraphStore(connection, bulk=bulk),
         queue=make_queue(connection, app.config),
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
         heavy=heavy_slots(app.config["HEAVY_REQUESTS"]),

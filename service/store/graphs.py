@@ -1,5 +1,8 @@
-"""Graph evaluations in Redis: each a hash (status, result as JSON text, error) that
-expires, and for a queued one its document until a worker has evaluated it."""
+"""Graph evaluations in Redis: each a hash (status, result as JSON text, error) and its
+document (to evaluate it on a worker, and to draw it), both expiring together.
+
+Documents and results are up to MAX_CONTENT_LENGTH bytes: they go over `bulk`, a connection
+whose timeout allows for that (the API's usual one gives up after 0.75 s)."""
 
 import json
 
@@ -13,24 +16,33 @@ from .queue import Enqueue
 
 
 class GraphStore:
-    def __init__(self, connection: redis.Redis, prefix: str = "gradserve") -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        prefix: str = "gradserve",
+        bulk: redis.Redis | None = None,
+    ) -> None:
         self.redis = connection
+        self.bulk = bulk or connection
         self.keys = Keys(prefix)
 
-    def save_result(self, result_json: str, ttl: int) -> str:
-        """An evaluation done in the request: stored as succeeded; its id."""
+    def save_result(self, result_json: str, ttl: int, document: bytes | None = None) -> str:
+        """An evaluation done in the request: stored as succeeded, with its document; its
+        id."""
         graph_id = new_id()
         key = self.keys.graph(graph_id)
-        with self.redis.pipeline() as pipe:
+        with self.bulk.pipeline() as pipe:
             pipe.hset(key, mapping={"status": "succeeded", "result": result_json})
             pipe.expire(key, ttl)
+            if document is not None:
+                pipe.set(self.keys.graph_doc(graph_id), document, ex=ttl)
             pipe.execute()
         return graph_id
 
     def queue(self, document: bytes, ttl: int, enqueue: Enqueue) -> str:
         """Store a graph document as queued and enqueue it, in one transaction; its id."""
         graph_id = new_id()
-        with self.redis.pipeline() as pipe:
+        with self.bulk.pipeline() as pipe:
             pipe.multi()  # explicit, as rq's enqueue expects of a pipeline it joins
             pipe.hset(self.keys.graph(graph_id), "status", "queued")
             pipe.expire(self.keys.graph(graph_id), ttl)
@@ -40,32 +52,42 @@ class GraphStore:
         return graph_id
 
     def take(self, graph_id: str) -> bytes | None:
-        """A queued graph's document, marking it running (None if it has expired)."""
-        document = self.redis.get(self.keys.graph_doc(graph_id))
-        if document is not None:
-            self.redis.hset(self.keys.graph(graph_id), "status", "running")
+        """A queued graph's document, marking it running (None if it has expired, or has
+        been evaluated already: its document stays after that, to be drawn). A running one
+        is taken again: its worker died before it finished."""
+        with self.bulk.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.graph(graph_id), "status")
+            pipe.get(self.keys.graph_doc(graph_id))
+            status, document = pipe.execute()
+        if document is None or status in (b"succeeded", b"failed"):
+            return None
+        self.redis.hset(self.keys.graph(graph_id), "status", "running")
         return document
 
     def finish(
         self, graph_id: str, result_json: str | None = None, error: Json | None = None
     ) -> None:
-        """Succeeded with its result, or failed with a problem; the document goes."""
+        """Succeeded with its result, or failed with a problem (the document stays, to be
+        drawn, until it expires with the result)."""
         outcome = (
             {"status": "succeeded", "result": result_json}
             if result_json is not None
             else {"status": "failed", "error": dumps(error)}
         )
-        with self.redis.pipeline() as pipe:
-            pipe.hset(self.keys.graph(graph_id), mapping=outcome)
-            pipe.delete(self.keys.graph_doc(graph_id))
-            pipe.execute()
+        self.redis.hset(self.keys.graph(graph_id), mapping=outcome)
 
     def get(self, graph_id: str) -> tuple[str, bytes | None, Json | None] | None:
         """(status, the result as JSON text, the error) or None if unknown or expired."""
         if not ID_PATTERN.fullmatch(graph_id):
             return None
-        raw = self.redis.hgetall(self.keys.graph(graph_id))
+        raw = self.bulk.hgetall(self.keys.graph(graph_id))
         if not raw:
             return None
         error = raw.get(b"error")
         return raw[b"status"].decode(), raw.get(b"result"), error and json.loads(error)
+
+    def document(self, graph_id: str) -> bytes | None:
+        """A graph's document as it was posted (None if unknown or expired)."""
+        if not ID_PATTERN.fullmatch(graph_id):
+            return None
+        return self.bulk.get(self.keys.graph_doc(graph_id))

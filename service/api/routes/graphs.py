@@ -96,7 +96,7 @@ class Graphs(MethodView):
     def post(self, document: dict) -> Response:
         """Evaluate a graph: small ones in the request, large ones on a worker."""
         config, graphs = current_app.config, services().graphs
-        body = request.get_data(cache=True)  # queued as it came
+        body = request.get_data(cache=True)  # stored as it came, to be evaluated and drawn
         parsed = run_cpu_bound(len(body), parse, document, config["MAX_GRAPH_NODES"])
         wants_async = prefers_async()
         if wants_async or len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
@@ -107,7 +107,7 @@ class Graphs(MethodView):
                 response.headers["Preference-Applied"] = "respond-async"
         else:
             result_json = run_cpu_bound(len(body), evaluated, parsed)
-            graph_id = graphs.save_result(result_json, config["GRAPH_TTL"])
+            graph_id = graphs.save_result(result_json, config["GRAPH_TTL"], body)
             response = graph_body(graph_id, "succeeded", result_json)
             response.status_code = 201
         response.headers["Location"] = f"/v1/graphs/{graph_id}"
