@@ -63,6 +63,32 @@ class JsonNotAccepted(ServiceError):
     status, title, slug = 400, "JSON not accepted", "json-not-accepted"
 
 
+class NotAcceptable(ServiceError):
+    """No representation of the resource matches the request's `Accept`."""
+
+    status, title, slug = 406, "Not acceptable", "not-acceptable"
+
+    def __init__(self, available: list[str]) -> None:
+        super().__init__(f"this resource is served as {' or '.join(available)}")
+        self.extensions["acceptable"] = available
+
+
+class GraphNotEvaluated(ServiceError):
+    """A graph that has no evaluation to draw: still queued or running, or failed."""
+
+    status, title, slug = 409, "Graph not evaluated", "graph-not-evaluated"
+
+    def __init__(self, graph_id: str, status: str, reason: str | None = None) -> None:
+        if status == "failed":
+            detail = f"graph {graph_id!r} failed ({reason}); there is nothing to draw"
+        elif status == "succeeded":
+            detail = f"graph {graph_id!r} no longer has its document stored to draw it"
+        else:
+            detail = f"graph {graph_id!r} is {status}; ask again once it has succeeded"
+        super().__init__(detail)
+        self.extensions["graph_status"] = status
+
+
 class Busy(ServiceError):
     """A heavy request that found no free slot in time (HEAVY_WAIT)."""
 

@@ -49,9 +49,10 @@ MAX_JSON_NUMBER_DIGITS = 100
 more: 400)."""
 
 HEAVY_BODY_BYTES = 64 * 1024
-"""A request whose body is over this many bytes is heavy: its parse and evaluation run in a
-native thread, so the worker's event loop goes on serving its other connections, and it
-holds one of the worker process's HEAVY_REQUESTS slots until it ends."""
+"""A request whose body (or, for a graph drawn as DOT, its stored document) is over this
+many bytes is heavy: its parse and evaluation run in a native thread, so the worker's event
+loop goes on serving its other connections, and it holds one of the worker process's
+HEAVY_REQUESTS slots until it ends."""
 
 HEAVY_REQUESTS = 1
 """Heavy requests one API worker process serves at a time (the others wait for a slot): a
