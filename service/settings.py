@@ -62,6 +62,14 @@ memory to about `workers` such requests."""
 HEAVY_WAIT = 60.0
 """Seconds a heavy request waits for a slot before it is answered 503 with Retry-After."""
 
+GZIP_MIN_BYTES = 1024
+"""Responses of at least this many bytes are gzip-compressed for clients that send
+`Accept-Encoding: gzip` (never event streams)."""
+
+GZIP_LEVEL = 1
+"""zlib's compression level for responses: JSON of numbers shrinks to 13.4 % at level 1 in
+a third of level 6's time (12.8 %), measured on a 3.9 MiB graph result."""
+
 MAX_GRAPH_NODES = 500_000
 """Nodes a graph/1 document may hold (more: 422)."""
 

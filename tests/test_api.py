@@ -1,6 +1,7 @@
 """The HTTP API in-process (Flask's test client) against the real Redis: status codes,
 headers, problem details, limits, pagination, idempotency and the OpenAPI document."""
 
+import gzip
 import io
 import json
 import math
@@ -236,6 +237,56 @@ def test_a_heavy_request_waits_for_its_slot_and_gives_it_back(make_app):
     finally:
         slots.release()
     assert client.post("/v1/graphs", json=chain(100)).status_code == 201
+
+
+# -- gzip ---------------------------------------------------------------------------------
+
+
+def test_large_responses_are_gzipped_when_the_client_accepts_it(client, worker_env):
+    job = client.post("/v1/jobs", json=small_spec(steps=300)).get_json()
+    jobs.run_training(job["id"])
+    for _ in range(3):
+        client.post("/v1/jobs", json=small_spec())
+    graph = client.post("/v1/graphs", json=chain(100)).headers["Location"]
+    for path in (f"/v1/jobs/{job['id']}/history", graph, "/v1/jobs"):  # history, result, list
+        plain = client.get(path)
+        squeezed = client.get(path, headers={"Accept-Encoding": "br;q=1.0, gzip;q=0.8"})
+        refused = client.get(path, headers={"Accept-Encoding": "gzip;q=0, br"})
+        assert len(plain.get_data()) >= settings.GZIP_MIN_BYTES, path
+        assert squeezed.headers["Content-Encoding"] == "gzip"
+        assert "Accept-Encoding" in squeezed.headers["Vary"]
+        assert int(squeezed.headers["Content-Length"]) == len(squeezed.get_data())
+        assert gzip.decompress(squeezed.get_data()) == plain.get_data()
+        assert len(squeezed.get_data()) < len(plain.get_data())
+        assert "Content-Encoding" not in plain.headers and "Content-Encoding" not in refused.headers
+        assert "Accept-Encoding" in plain.headers["Vary"]  # caches keep the two apart
+
+
+def test_small_responses_and_event_streams_are_never_gzipped(make_app):
+    app = make_app()
+
+    @app.get("/test-events")
+    def events():
+        return app.response_class("data: x\n\n" * 1000, mimetype="text/event-stream")
+
+    @app.get("/test-stream")
+    def stream():
+        return app.response_class((f"data: {i}\n\n" for i in range(1000)), mimetype="text/plain")
+
+    client = app.test_client()
+    small = client.get("/healthz", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in small.headers and small.get_json() == {"status": "ok"}
+    for path in ("/test-events", "/test-stream"):
+        response = client.get(path, headers={"Accept-Encoding": "gzip"})
+        assert "Content-Encoding" not in response.headers
+        assert response.get_data(as_text=True).startswith("data: ")
+
+
+def test_the_size_threshold_is_a_setting(make_app):
+    client = make_app(GZIP_MIN_BYTES=10).test_client()
+    response = client.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(response.get_data()))["info"]["title"] == "gradserve"
 
 
 # -- the request body ---------------------------------------------------------------------

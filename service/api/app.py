@@ -8,7 +8,7 @@ from flask import Flask
 from ..config import load_config
 from ..store import GraphStore, JobStore
 from ..store.queue import connect, make_queue
-from . import boundary, docs_assets
+from . import boundary, compression, docs_assets
 from .body import BoundedRequest
 from .concurrency import heavy_slots, release_heavy_slot
 from .extensions import Services
@@ -38,5 +38,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs_assets.blueprint)
     boundary.register(app)
+    compression.register(app)
     app.teardown_request(release_heavy_slot)
     return app
