@@ -1,5 +1,7 @@
 """The service's own exceptions; `service.api.boundary` turns each into a problem response."""
 
+from typing import Any
+
 
 class ServiceError(Exception):
     """An error a client can act on: the HTTP status and title of its problem."""
@@ -12,7 +14,7 @@ class ServiceError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
-        self.extensions: dict[str, object] = {}  # more members of its problem object
+        self.extensions: dict[str, Any] = {}  # more members of its problem object
 
 
 class NotFound(ServiceError):
@@ -77,3 +79,42 @@ class TooManyActiveJobs(ServiceError):
             "(MAX_ACTIVE_JOBS); submit again once one has finished or been cancelled"
         )
         self.extensions = {"active_jobs": active, "max_active_jobs": limit}
+
+
+class JsonNotAccepted(ServiceError):
+    """A JSON body the API does not read: nested too deep, a number of too many digits, or
+    a key twice in one object (JSON leaves duplicate keys undefined: parsers differ)."""
+
+    status, title, slug = 400, "JSON not accepted", "json-not-accepted"
+
+
+class NotAcceptable(ServiceError):
+    """No representation of the resource matches the request's `Accept`."""
+
+    status, title, slug = 406, "Not acceptable", "not-acceptable"
+
+    def __init__(self, available: list[str]) -> None:
+        super().__init__(f"this resource is served as {' or '.join(available)}")
+        self.extensions["acceptable"] = available
+
+
+class GraphNotEvaluated(ServiceError):
+    """A graph that has no evaluation to draw: still queued or running, or failed."""
+
+    status, title, slug = 409, "Graph not evaluated", "graph-not-evaluated"
+
+    def __init__(self, graph_id: str, status: str, reason: str | None = None) -> None:
+        if status == "failed":
+            detail = f"graph {graph_id!r} failed ({reason}); there is nothing to draw"
+        elif status == "succeeded":
+            detail = f"graph {graph_id!r} no longer has its document stored to draw it"
+        else:
+            detail = f"graph {graph_id!r} is {status}; ask again once it has succeeded"
+        super().__init__(detail)
+        self.extensions["graph_status"] = status
+
+
+class Busy(ServiceError):
+    """A heavy request that found no free slot in time (HEAVY_WAIT)."""
+
+    status, title, slug = 503, "Busy", "busy"

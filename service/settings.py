@@ -15,6 +15,12 @@ AUTH = True
 service.keys` makes them). Off (GRADSERVE_AUTH=off) serves every request as tenant `local`,
 and the API then refuses to start unless it binds a loopback address only."""
 
+REDIS_BULK_TIMEOUT = 10.0
+"""Seconds a Redis command that carries a graph's document or result (up to
+MAX_CONTENT_LENGTH bytes) may take: writing 30 MiB to a busy Redis can take longer than
+REDIS_SOCKET_TIMEOUT, so these commands have a connection of their own and every other
+command keeps the short timeout."""
+
 RETRY_AFTER = 2
 """Seconds a 503 (Redis unreachable) tells the client to wait (`Retry-After`)."""
 
@@ -55,7 +61,42 @@ QUEUE_NAME = "gradserve"
 """The rq queue that holds training jobs and queued graph evaluations."""
 
 MAX_CONTENT_LENGTH = 32 * 1024 * 1024
-"""Bytes a request body may hold (larger: 413)."""
+"""Bytes a request body may hold (larger: 413, also when it is sent chunked)."""
+
+REQUEST_READ_TIMEOUT = 10.0
+"""Seconds each 64 KiB of a request body (or the rest of it) may take to arrive: a body that
+stalls, or trickles in slower than 6.4 KiB/s, is answered 408 and its connection closed.
+(The request line and headers have gunicorn's `keepalive`, 5 s: api/gunicorn_conf.py.)"""
+
+MAX_JSON_DEPTH = 64
+"""Levels of nesting a JSON body may have (a graph/1 document and a job spec have 4; more:
+400)."""
+
+MAX_JSON_NUMBER_DIGITS = 100
+"""Digits one number of a JSON body may have (a float needs at most 17, plus 3 of exponent;
+more: 400)."""
+
+HEAVY_BODY_BYTES = 64 * 1024
+"""A request whose body (or, for a graph drawn as DOT, its stored document) is over this
+many bytes is heavy: its parse and evaluation run in a native thread, so the worker's event
+loop goes on serving its other connections, and it holds one of the worker process's
+HEAVY_REQUESTS slots until it ends."""
+
+HEAVY_REQUESTS = 1
+"""Heavy requests one API worker process serves at a time (the others wait for a slot): a
+30 MiB graph takes about 350 MB while it is parsed and checked, so this bounds the API's
+memory to about `workers` such requests."""
+
+HEAVY_WAIT = 60.0
+"""Seconds a heavy request waits for a slot before it is answered 503 with Retry-After."""
+
+GZIP_MIN_BYTES = 1024
+"""Responses of at least this many bytes are gzip-compressed for clients that send
+`Accept-Encoding: gzip` (never event streams)."""
+
+GZIP_LEVEL = 1
+"""zlib's compression level for responses: JSON of numbers shrinks to 13.4 % at level 1 in
+a third of level 6's time (12.8 %), measured on a 3.9 MiB graph result."""
 
 MAX_GRAPH_NODES = 500_000
 """Nodes a graph/1 document may hold (more: 422)."""

@@ -149,14 +149,22 @@ BAD_INPUTS = [
     ),
     ("graph-no-content-type", "POST", "/v1/graphs", {"data": "{}"}, 415, None),
     (
-        "graph-400-digit-value",  # a valid JSON integer that no float can hold
+        "graph-value-1e400",  # a valid JSON number that no float can hold
+        "POST",
+        "/v1/graphs",
+        {"data": '{"nodes": [{"id": "a", "op": "input", "value": 1e400}]}', "json_type": True},
+        422,
+        "nodes/0/value",
+    ),
+    (
+        "graph-400-digit-value",  # over MAX_JSON_NUMBER_DIGITS: refused as it is read
         "POST",
         "/v1/graphs",
         {
             "data": '{"nodes": [{"id": "a", "op": "input", "value": 1' + "0" * 400 + "}]}",
             "json_type": True,
         },
-        422,
+        400,
         "nodes/0/value",
     ),
     ("graph-empty-body", "POST", "/v1/graphs", {"data": "", "json_type": True}, 422, ""),
@@ -556,6 +564,79 @@ BAD_INPUTS = [
         None,
     ),
     ("unknown-path", "GET", "/v2/graphs", {}, 404, None),
+]
+
+
+def raw_json(text):
+    return {"data": text, "json_type": True}
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+INPUT_A = '{"id": "a", "op": "input", "value": 1}'
+# Hostile JSON (contract section 6): each a 400 problem naming the place, never a 5xx.
+HOSTILE_JSON = [
+    ("graph-nested-100000-deep", "/v1/graphs", raw_json(f'{{"nodes": {DEEP}}}'), ""),
+    ("job-nested-100000-deep", "/v1/jobs", raw_json(f'{{"data": {{"x": {DEEP}}}}}'), ""),
+    ("predict-nested-100000-deep", "/v1/models/{model}/predict", raw_json(f'{{"x": {DEEP}}}'), ""),
+    (
+        "graph-nested-65-deep",  # one level over MAX_JSON_DEPTH: the place is named
+        "/v1/graphs",
+        raw_json('{"nodes": ' + "[" * 64 + "]" * 64 + "}"),
+        "nodes" + "/0" * 63,
+    ),
+    (
+        "job-nested-65-deep",
+        "/v1/jobs",
+        raw_json('{"data": {"x": ' + "[" * 63 + "]" * 63 + "}}"),
+        "data/x" + "/0" * 62,
+    ),
+    (
+        "graph-5000-digit-integer",
+        "/v1/graphs",
+        raw_json('{"nodes": [{"id": "a", "op": "input", "value": 1' + "0" * 5000 + "}]}"),
+        "nodes/0/value",
+    ),
+    ("job-5000-digit-integer", "/v1/jobs", raw_json('{"steps": 1' + "0" * 5000 + "}"), "steps"),
+    (
+        "predict-5000-digit-integer",
+        "/v1/models/{model}/predict",
+        raw_json('{"x": [[1, 1' + "0" * 5000 + "]]}"),
+        "x/0/1",
+    ),
+    (
+        "graph-5000-digit-fraction",
+        "/v1/graphs",
+        raw_json('{"nodes": [{"id": "a", "op": "input", "value": 0.' + "1" * 5000 + "}]}"),
+        "nodes/0/value",
+    ),
+    (
+        "graph-duplicate-key-top-level",
+        "/v1/graphs",
+        raw_json(f'{{"nodes": [{INPUT_A}], "nodes": [{INPUT_A}]}}'),
+        "nodes",
+    ),
+    (
+        "graph-duplicate-key-nested",
+        "/v1/graphs",
+        raw_json('{"nodes": [{"id": "a", "op": "input", "id": "b", "value": 1}]}'),
+        "nodes/0/id",
+    ),
+    ("job-duplicate-key-top-level", "/v1/jobs", raw_json('{"steps": 5, "steps": 6}'), "steps"),
+    (
+        "job-duplicate-key-nested",
+        "/v1/jobs",
+        raw_json('{"model": {"layers": [4, 1], "layers": [8, 1]}}'),
+        "model/layers",
+    ),
+    (
+        "predict-duplicate-key",
+        "/v1/models/{model}/predict",
+        raw_json('{"x": [[1, 2]], "x": [[3, 4]]}'),
+        "x",
+    ),
+]
+BAD_INPUTS += [
+    (name, "POST", path, kwargs, 400, where) for name, path, kwargs, where in HOSTILE_JSON
 ]
 
 

@@ -1,6 +1,8 @@
 """The HTTP API in-process (Flask's test client) against the real Redis: status codes,
 headers, problem details, limits, pagination, idempotency and the OpenAPI document."""
 
+import gzip
+import io
 import json
 import math
 import sys
@@ -26,6 +28,7 @@ from .service_helpers import (
     forward,
     small_spec,
 )
+from .test_draw import drawing
 
 
 def chain(n):
@@ -142,6 +145,182 @@ def test_graph_result_is_stored_with_a_time_to_live(client, store):
     graph_id = client.post("/v1/graphs", json=MICROGRAD_GRAPH).get_json()["id"]
     ttl = store.redis.ttl(store.keys.graph(graph_id))
     assert 0 < ttl <= settings.GRAPH_TTL
+
+
+# -- a graph drawn as DOT ------------------------------------------------------------------
+
+
+DOT = "text/vnd.graphviz"
+
+
+def records_by_label(text):
+    records, _, _, _ = drawing(text)
+    return {label: (data, grad) for label, data, grad in records.values()}
+
+
+@pytest.mark.parametrize("async_", [False, True], ids=["in-the-request", "queued"])
+def test_graph_is_drawn_as_dot_with_each_value_and_gradient(client, worker_env, async_):
+    headers = {"Prefer": "respond-async"} if async_ else {}
+    graph_id = client.post("/v1/graphs", json=MICROGRAD_GRAPH, headers=headers).get_json()["id"]
+    if async_:
+        jobs.evaluate_graph(graph_id)
+    response = client.get(f"/v1/graphs/{graph_id}", headers={"Accept": DOT})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == f"{DOT}; charset=utf-8"
+    assert "Accept" in response.headers["Vary"]
+    drawn = records_by_label(response.get_data(as_text=True))  # pydot reads it
+    assert sorted(drawn) == sorted(n["id"] for n in MICROGRAD_GRAPH["nodes"])
+    assert drawn["a"] == (-4.0, pytest.approx(MICROGRAD_FIGURES["a"], abs=1e-4))
+    assert drawn["b"][1] == pytest.approx(MICROGRAD_FIGURES["b"], abs=1e-4)
+    assert drawn["g"] == (pytest.approx(MICROGRAD_FIGURES["value"], abs=1e-4), 1.0)
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/*, text/*;q=0.5"])
+def test_graph_is_json_by_default(client, accept):
+    graph_id = client.post("/v1/graphs", json=MICROGRAD_GRAPH).get_json()["id"]
+    response = client.get(f"/v1/graphs/{graph_id}", headers={"Accept": accept} if accept else {})
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.get_json()["result"]["grads"]["a"] == pytest.approx(MICROGRAD_FIGURES["a"])
+
+
+@pytest.mark.parametrize("accept", ["image/png", "application/problem+json", "text/html"])
+def test_graph_in_another_type_is_406_listing_the_types_served(client, accept):
+    graph_id = client.post("/v1/graphs", json=MICROGRAD_GRAPH).get_json()["id"]
+    response = client.get(f"/v1/graphs/{graph_id}", headers={"Accept": accept})
+    check_problem(response.status_code, response.content_type, response.get_json(), 406, None)
+    assert response.get_json()["acceptable"] == ["application/json", DOT]
+
+
+def test_graph_not_evaluated_has_no_dot_but_a_409_naming_its_status(client, worker_env):
+    queued = client.post(
+        "/v1/graphs", json=MICROGRAD_GRAPH, headers={"Prefer": "respond-async"}
+    ).get_json()["id"]
+    response = client.get(f"/v1/graphs/{queued}", headers={"Accept": DOT})
+    check_problem(response.status_code, response.content_type, response.get_json(), 409, None)
+    assert response.get_json()["graph_status"] == "queued"
+    doc = {
+        "nodes": [{"id": "z", "op": "input", "value": 0}, {"id": "l", "op": "log", "inputs": ["z"]}]
+    }
+    failed = client.post("/v1/graphs", json=doc, headers={"Prefer": "respond-async"}).get_json()
+    jobs.evaluate_graph(failed["id"])
+    response = client.get(f"/v1/graphs/{failed['id']}", headers={"Accept": DOT})
+    assert response.status_code == 409 and response.get_json()["graph_status"] == "failed"
+    assert "Not a finite number" in response.get_json()["detail"]
+    unknown = client.get(f"/v1/graphs/{ID}", headers={"Accept": DOT})
+    assert unknown.status_code == 404
+
+
+def test_large_graph_as_dot_shows_the_output_neighbourhood_with_a_note(make_app):
+    client = make_app(HEAVY_BODY_BYTES=1000, HEAVY_WAIT=1).test_client()  # every step heavy
+    response = client.post("/v1/graphs", json=chain(1000))
+    assert response.status_code == 201
+    text = client.get(response.headers["Location"], headers={"Accept": DOT}).get_data(as_text=True)
+    drawn = records_by_label(text)
+    assert len(drawn) == 200 and "n999" in drawn and "n0" not in drawn
+    assert drawn["n999"][1] == 1.0
+    assert "showing 200 of 1000 values" in text
+
+
+def test_a_heavy_request_waits_for_its_slot_and_gives_it_back(make_app):
+    app = make_app(HEAVY_BODY_BYTES=1000, HEAVY_REQUESTS=1, HEAVY_WAIT=0.2)
+    client, slots = app.test_client(), app.extensions["gradserve"].heavy
+    for _ in range(3):  # each gives its slot back when it ends
+        assert client.post("/v1/graphs", json=chain(100)).status_code == 201
+    assert client.post("/v1/graphs", json=chain(3)).status_code == 201  # light: no slot
+    assert slots.acquire(timeout=0)  # another heavy request holds the only slot
+    try:
+        response = client.post("/v1/graphs", json=chain(100))
+        check_problem(response.status_code, response.content_type, response.get_json(), 503, None)
+        assert response.get_json()["type"].endswith("/busy")
+        assert response.headers["Retry-After"] == str(settings.RETRY_AFTER)
+        assert client.post("/v1/graphs", json=chain(3)).status_code == 201
+    finally:
+        slots.release()
+    assert client.post("/v1/graphs", json=chain(100)).status_code == 201
+
+
+# -- gzip ---------------------------------------------------------------------------------
+
+
+def test_large_responses_are_gzipped_when_the_client_accepts_it(client, worker_env):
+    job = client.post("/v1/jobs", json=small_spec(steps=300)).get_json()
+    jobs.run_training(job["id"])
+    for _ in range(3):
+        client.post("/v1/jobs", json=small_spec())
+    graph = client.post("/v1/graphs", json=chain(100)).headers["Location"]
+    for path in (f"/v1/jobs/{job['id']}/history", graph, "/v1/jobs"):  # history, result, list
+        plain = client.get(path)
+        squeezed = client.get(path, headers={"Accept-Encoding": "br;q=1.0, gzip;q=0.8"})
+        refused = client.get(path, headers={"Accept-Encoding": "gzip;q=0, br"})
+        assert len(plain.get_data()) >= settings.GZIP_MIN_BYTES, path
+        assert squeezed.headers["Content-Encoding"] == "gzip"
+        assert "Accept-Encoding" in squeezed.headers["Vary"]
+        assert int(squeezed.headers["Content-Length"]) == len(squeezed.get_data())
+        assert gzip.decompress(squeezed.get_data()) == plain.get_data()
+        assert len(squeezed.get_data()) < len(plain.get_data())
+        assert "Content-Encoding" not in plain.headers and "Content-Encoding" not in refused.headers
+        assert "Accept-Encoding" in plain.headers["Vary"]  # caches keep the two apart
+
+
+def test_small_responses_and_event_streams_are_never_gzipped(make_app):
+    app = make_app()
+
+    @app.get("/test-events")
+    def events():
+        return app.response_class("data: x\n\n" * 1000, mimetype="text/event-stream")
+
+    @app.get("/test-stream")
+    def stream():
+        return app.response_class((f"data: {i}\n\n" for i in range(1000)), mimetype="text/plain")
+
+    client = app.test_client()
+    small = client.get("/healthz", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in small.headers and small.get_json() == {"status": "ok"}
+    for path in ("/test-events", "/test-stream"):
+        response = client.get(path, headers={"Accept-Encoding": "gzip"})
+        assert "Content-Encoding" not in response.headers
+        assert response.get_data(as_text=True).startswith("data: ")
+
+
+def test_the_size_threshold_is_a_setting(make_app):
+    client = make_app(GZIP_MIN_BYTES=10).test_client()
+    response = client.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(response.get_data()))["info"]["title"] == "gradserve"
+
+
+# -- the request body ---------------------------------------------------------------------
+
+
+def chunked(client, path, data):
+    """A POST with no Content-Length, its body ended by the server (as a chunked one is)."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(data),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_chunked_body_over_the_limit_is_413_not_a_cut_body(make_app):
+    client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
+    body = json.dumps(chain(100)).encode()
+    assert len(body) > 1000
+    response = chunked(client, "/v1/graphs", body)
+    check_problem(response.status_code, response.content_type, response.get_json(), 413, None)
+    small = json.dumps(chain(3)).encode()
+    assert chunked(client, "/v1/graphs", small).status_code == 201
+
+
+def test_body_shorter_than_its_content_length_is_400(client):
+    response = client.post(
+        "/v1/graphs",
+        input_stream=io.BytesIO(b'{"nodes": []}'),
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": "100"},  # the client closed after 13 bytes
+    )
+    check_problem(response.status_code, response.content_type, response.get_json(), 400, None)
+    assert "ended after 13 of its 100 bytes" in response.get_json()["detail"]
 
 
 # -- bad input ----------------------------------------------------------------------------

@@ -336,10 +336,23 @@ def test_graphs_are_kept_for_their_time_to_live(redis_client):
     assert 0 < redis_client.ttl(graphs.keys.graph_doc(queued)) <= 30
     assert graphs.take(queued) == b'{"nodes": []}'
     assert graphs.get(queued, tenant=TENANT)[0] == "running"
+    assert graphs.take(queued) == b'{"nodes": []}'  # its worker died: taken again
     graphs.finish(queued, error={"title": "bad"})
     assert graphs.get(queued, tenant=TENANT) == ("failed", None, {"title": "bad"})
-    assert redis_client.exists(graphs.keys.graph_doc(queued)) == 0
-    assert graphs.get("../etc", tenant=TENANT) is None
+    assert graphs.document(queued) == b'{"nodes": []}'  # kept to be drawn, as long as the rest
+    assert 0 < redis_client.ttl(graphs.keys.graph_doc(queued)) <= 30
+    assert graphs.take(queued) is None  # evaluated once: a second delivery does nothing
+    assert graphs.get(queued, tenant=TENANT)[0] == "failed"
+    assert graphs.get("../etc", tenant=TENANT) is None and graphs.document("../etc") is None
+
+
+def test_a_graph_evaluated_in_the_request_keeps_its_document(redis_client):
+    graphs = GraphStore(redis_client)
+    graph_id = graphs.save_result(
+        '{"value":1.0}', ttl=30, document=b'{"nodes": [1]}', tenant=TENANT
+    )
+    assert graphs.document(graph_id) == b'{"nodes": [1]}'
+    assert 0 < redis_client.ttl(graphs.keys.graph_doc(graph_id)) <= 30
 
 
 def test_every_key_is_under_the_prefix(redis_client):

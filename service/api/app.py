@@ -8,7 +8,9 @@ from flask import Flask
 from ..config import load_config
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.queue import connect, make_queue
-from . import auth, boundary, docs_assets, ratelimit
+from . import auth, boundary, compression, docs_assets, ratelimit
+from .body import BoundedRequest
+from .concurrency import heavy_slots, release_heavy_slot
 from .extensions import Services
 from .jsonprovider import StrictJSONProvider
 from .routes import graphs, health, jobs, models, webhooks
@@ -19,17 +21,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The API: defaults from service.settings, then the environment (GRADSERVE_*,
     REDIS_URL), then `config`. Nothing connects before the first request."""
     app = Flask(__name__)
+    app.request_class = BoundedRequest
     app.json = StrictJSONProvider(app)
     app.config.update(load_config(config))
     connection = connect(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"])
     retention = app.config["RETENTION_DAYS"]
+    bulk = connect(app.config["REDIS_URL"], app.config["REDIS_BULK_TIMEOUT"])
     app.extensions["gradserve"] = services = Services(
         store=JobStore(connection, retention_days=retention),
-        graphs=GraphStore(connection, retention_days=retention),
+        graphs=GraphStore(connection, retention_days=retention, bulk=bulk),
         queue=make_queue(connection, app.config),
         keys=ApiKeys(connection),
         webhooks=WebhookSecrets(connection),
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
+        heavy=heavy_slots(app.config["HEAVY_REQUESTS"]),
     )
     auth.register(app, services.keys)  # who asks (a key's tenant and id), or a refusal
     ratelimit.register(app, services)  # counts the request, the refused ones too
@@ -40,4 +45,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs_assets.blueprint)
     boundary.register(app)
+    compression.register(app)
+    app.teardown_request(release_heavy_slot)
     return app

@@ -68,6 +68,8 @@ def from_service_error(error: ServiceError, headers: dict[str, str] | None = Non
     body = problems.problem(
         error.title, error.status, error.detail, error.slug, errors=error.errors, **error.extensions
     )
+    if headers is None and error.status == 503:
+        headers = retry_after()
     return problem_response(body, headers)
 
 

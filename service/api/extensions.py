@@ -1,5 +1,6 @@
 """What the app holds for its requests: the Redis client, the stores and the queue."""
 
+import threading
 from dataclasses import dataclass
 
 import redis
@@ -17,6 +18,7 @@ class Services:
     keys: ApiKeys
     webhooks: WebhookSecrets
     readiness: redis.Redis  # the same Redis, with a short timeout: /readyz never hangs
+    heavy: threading.BoundedSemaphore  # this process's heavy-request slots (api/concurrency.py)
 
 
 def services() -> Services:

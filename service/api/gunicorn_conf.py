@@ -1,19 +1,37 @@
-"""gunicorn's configuration for the API: `gunicorn -c python:service.api.gunicorn_conf`.
+"""gunicorn's configuration for the API: `gunicorn -c python:service.api.gunicorn_conf` (what
+`make run`, the Dockerfile and docker-compose.yml all start).
 
-Environment: HOST (127.0.0.1; 0.0.0.0 in a container; loopback only with GRADSERVE_AUTH=off),
-PORT (8000), WEB_CONCURRENCY (worker processes; default 2 per core + 1, as gunicorn's docs
-advise)."""
+Environment: HOST (127.0.0.1; 0.0.0.0 in a container; loopback only with
+GRADSERVE_AUTH=off), PORT (8000), WEB_CONCURRENCY (worker processes; default one per core,
+plus one).
+
+gevent workers: one event loop per process serves all of its connections, so clients that
+send their headers or bodies slowly, and (later) long-lived event streams, cost a greenlet
+each instead of a whole process (sync workers: 7 slow sockets took the API down for 38 s).
+A slow client is cut off after a bounded time: the request line and headers must arrive
+within `keepalive` seconds (gevent's worker reads them under that timeout), each 64 KiB
+of a body within GRADSERVE_REQUEST_READ_TIMEOUT (10 s; api/body.py).
+
+CPU-bound work (parsing a 30 MiB graph, evaluating 20,000 nodes in the request) would stop
+a process's loop: it runs in a native thread instead (api/concurrency.py), so the loop keeps
+answering while it computes. Processes are then for the cores, not for concurrency: one per
+core uses them all, and the one more keeps a loop free while the others are busy with work
+that runs on the loop (a JSON body under 64 KiB, a page of jobs). More would mostly add
+memory: each serves one heavy request at a time (GRADSERVE_HEAVY_REQUESTS), which bounds
+the API's memory to about `workers` of them (a 30 MiB graph takes about 350 MB).
+"""
 
 import os
 
 from service.config import auth_enabled, load_config, open_binds
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1))
-worker_class = "sync"  # requests are short and CPU-bound; large graphs go to the queue
-timeout = 120  # seconds: reading and validating a 32 MiB, 500,000-node graph fits well within
+workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
+worker_class = "gevent"
+worker_connections = 1000  # per process: slow clients and event streams included
+timeout = 120  # seconds without a heartbeat from a process's loop before it is restarted
 graceful_timeout = 30
-keepalive = 5
+keepalive = 5  # seconds: an idle kept-alive connection, and the request line and headers
 max_requests = 5000  # recycle workers now and then, jittered so they do not all restart at once
 max_requests_jitter = 500
 wsgi_app = "service.api:create_app()"

@@ -1,8 +1,11 @@
-"""Graph evaluations in Redis: each a hash (status, result as JSON text, error, tenant)
-that expires (after GRAPH_TTL, never later than a job's retention), and for a queued one its
-document until a worker has evaluated it. A worker's late write never brings back one that
-expired. An evaluation belongs to the tenant that posted it; another tenant reads it as
-unknown."""
+"""Graph evaluations in Redis: each a hash (status, result as JSON text, error, tenant) and
+its document (to evaluate it on a worker, and to draw it), both expiring together (after
+GRAPH_TTL, never later than a job's retention). A worker's late write never brings back one
+that expired. An evaluation belongs to the tenant that posted it; another tenant reads it as
+unknown.
+
+Documents and results are up to MAX_CONTENT_LENGTH bytes: they go over `bulk`, a connection
+whose timeout allows for that (the API's usual one gives up after 0.75 s)."""
 
 import json
 
@@ -24,19 +27,26 @@ class GraphStore:
         connection: redis.Redis,
         prefix: str = "gradserve",
         retention_days: float = settings.RETENTION_DAYS,
+        bulk: redis.Redis | None = None,
     ) -> None:
         self.redis = connection
+        self.bulk = bulk or connection
         self.keys = Keys(prefix)
         self.retention = max(1, retention_ms(retention_days) // 1000)  # seconds
         self._set_if_exists = connection.register_script(scripts.SET_IF_EXISTS)
 
-    def save_result(self, result_json: str, ttl: int, *, tenant: str) -> str:
-        """An evaluation done in the request: stored as succeeded, `tenant`'s; its id."""
-        graph_id = new_id()
+    def save_result(
+        self, result_json: str, ttl: int, document: bytes | None = None, *, tenant: str
+    ) -> str:
+        """An evaluation done in the request: stored as succeeded, `tenant`'s, with its
+        document (to be drawn); its id."""
+        graph_id, ttl = new_id(), min(ttl, self.retention)
         key = self.keys.graph(graph_id)
-        with self.redis.pipeline() as pipe:
+        with self.bulk.pipeline() as pipe:
             pipe.hset(key, mapping={"status": "succeeded", "result": result_json, "tenant": tenant})
-            pipe.expire(key, min(ttl, self.retention))
+            pipe.expire(key, ttl)
+            if document is not None:
+                pipe.set(self.keys.graph_doc(graph_id), document, ex=ttl)
             pipe.execute()
         return graph_id
 
@@ -44,7 +54,7 @@ class GraphStore:
         """Store `tenant`'s graph document as queued and enqueue it, in one transaction; its
         id. The worker's result is kept in the same hash: it stays the tenant's."""
         graph_id, ttl = new_id(), min(ttl, self.retention)
-        with self.redis.pipeline() as pipe:
+        with self.bulk.pipeline() as pipe:
             pipe.multi()  # explicit, as rq's enqueue expects of a pipeline it joins
             pipe.hset(self.keys.graph(graph_id), mapping={"status": "queued", "tenant": tenant})
             pipe.expire(self.keys.graph(graph_id), ttl)
@@ -54,31 +64,43 @@ class GraphStore:
         return graph_id
 
     def take(self, graph_id: str) -> bytes | None:
-        """A queued graph's document, marking it running (None if it has expired)."""
-        document = self.redis.get(self.keys.graph_doc(graph_id))
-        if document is not None:
-            self._set_if_exists(keys=[self.keys.graph(graph_id)], args=["status", "running"])
+        """A queued graph's document, marking it running (None if it has expired, or has
+        been evaluated already: its document stays after that, to be drawn). A running one
+        is taken again: its worker died before it finished."""
+        with self.bulk.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.graph(graph_id), "status")
+            pipe.get(self.keys.graph_doc(graph_id))
+            status, document = pipe.execute()
+        if document is None or status in (b"succeeded", b"failed"):
+            return None
+        self._set_if_exists(keys=[self.keys.graph(graph_id)], args=["status", "running"])
         return document
 
     def finish(
         self, graph_id: str, result_json: str | None = None, error: Json | None = None
     ) -> None:
-        """Succeeded with its result, or failed with a problem; the document goes."""
+        """Succeeded with its result, or failed with a problem (the document stays, to be
+        drawn, until it expires with the result)."""
         outcome = (
             ["status", "succeeded", "result", result_json]
             if result_json is not None
             else ["status", "failed", "error", dumps(error)]
         )
-        keys = [self.keys.graph(graph_id), self.keys.graph_doc(graph_id)]
-        self._set_if_exists(keys=keys, args=outcome)
+        self._set_if_exists(keys=[self.keys.graph(graph_id)], args=outcome)
 
     def get(self, graph_id: str, *, tenant: str) -> tuple[str, bytes | None, Json | None] | None:
         """(status, the result as JSON text, the error) or None if unknown, expired or
         another tenant's."""
         if not ID_PATTERN.fullmatch(graph_id):
             return None
-        raw = self.redis.hgetall(self.keys.graph(graph_id))
+        raw = self.bulk.hgetall(self.keys.graph(graph_id))
         if not raw or raw.get(b"tenant", b"").decode() != tenant:
             return None
         error = raw.get(b"error")
         return raw[b"status"].decode(), raw.get(b"result"), error and json.loads(error)
+
+    def document(self, graph_id: str) -> bytes | None:
+        """A graph's document as it was posted (None if unknown or expired)."""
+        if not ID_PATTERN.fullmatch(graph_id):
+            return None
+        return self.bulk.get(self.keys.graph_doc(graph_id))

@@ -1,18 +1,21 @@
-"""POST /v1/graphs evaluates a graph/1 document; GET /v1/graphs/{id} reads the result."""
+"""POST /v1/graphs evaluates a graph/1 document; GET /v1/graphs/{id} reads the result, as
+JSON or drawn as DOT."""
 
 from flask import Response, current_app, request
 from flask.views import MethodView
 
-from engine import evaluate
-from engine.graph import parse_graph
+from engine import evaluate, to_dot
+from engine.graph import ParsedGraph, parse_graph
 from engine.value import paused_gc
 from schemas import GraphResourceSchema, GraphSchema
 
-from ...errors import NotFound
+from ...errors import GraphNotEvaluated, NotFound
 from ...store.queue import graph_enqueuer
-from ...strictjson import dumps
+from ...strictjson import dumps, loads
 from ..auth import tenant
+from ..concurrency import run_cpu_bound
 from ..extensions import services
+from ..negotiation import negotiate
 from ..smorest import Blueprint
 
 blp = Blueprint(
@@ -32,6 +35,39 @@ EXAMPLE = {
         {"id": "c", "op": "pow", "inputs": ["ab"], "attrs": {"exponent": 2}},
     ],
 }
+
+
+JSON, DOT = "application/json", "text/vnd.graphviz"
+SERVED = [JSON, DOT]
+"""The graph resource's representations (the first is the default)."""
+REPRESENTATIONS = (
+    f"The graph resource (`{JSON}`), or the evaluated graph drawn as Graphviz DOT (`{DOT}`; "
+    "charset utf-8): a record per node with its id, op, value and gradient, as the micrograd "
+    "lectures draw them; over 200 nodes, the 200 nearest the output, with a note saying how "
+    "many there are."
+)
+ACCEPT = {
+    "in": "header",
+    "name": "Accept",
+    "schema": {"type": "string", "default": JSON},
+    "description": f"`{JSON}` (also `*/*`, or none) for the graph resource; `{DOT}` for the "
+    "evaluated graph drawn as Graphviz DOT. Anything else is a 406.",
+}
+
+
+def parse(document: dict, max_nodes: int) -> ParsedGraph:
+    with paused_gc():  # no cycles to collect in a graph's parse or its evaluation
+        return parse_graph(document, max_nodes=max_nodes)
+
+
+def evaluated(parsed: ParsedGraph) -> str:
+    with paused_gc():
+        return dumps(evaluate(parsed))
+
+
+def drawn(document: bytes, result_json: bytes) -> str:
+    with paused_gc():
+        return to_dot(loads(document), loads(result_json))
 
 
 def prefers_async() -> bool:
@@ -86,24 +122,20 @@ class Graphs(MethodView):
     def post(self, document: dict) -> Response:
         """Evaluate a graph: small ones in the request, large ones on a worker."""
         config, graphs = current_app.config, services().graphs
-        with paused_gc():  # no cycles to collect in a graph's parse or its evaluation
-            parsed = parse_graph(document, max_nodes=config["MAX_GRAPH_NODES"])
+        body = request.get_data(cache=True)  # stored as it came, to be evaluated and drawn
+        parsed = run_cpu_bound(len(body), parse, document, config["MAX_GRAPH_NODES"])
         wants_async = prefers_async()
         if wants_async or len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
             graph_id = graphs.queue(
-                request.get_data(cache=True),
-                config["GRAPH_TTL"],
-                graph_enqueuer(services().queue),
-                tenant=tenant(),
+                body, config["GRAPH_TTL"], graph_enqueuer(services().queue), tenant=tenant()
             )
             response = graph_body(graph_id, "queued")
             response.status_code = 202
             if wants_async:
                 response.headers["Preference-Applied"] = "respond-async"
         else:
-            with paused_gc():
-                result_json = dumps(evaluate(parsed))
-            graph_id = graphs.save_result(result_json, config["GRAPH_TTL"], tenant=tenant())
+            result_json = run_cpu_bound(len(body), evaluated, parsed)
+            graph_id = graphs.save_result(result_json, config["GRAPH_TTL"], body, tenant=tenant())
             response = graph_body(graph_id, "succeeded", result_json)
             response.status_code = 201
         response.headers["Location"] = f"/v1/graphs/{graph_id}"
@@ -113,12 +145,34 @@ class Graphs(MethodView):
 
 @blp.route("/<graph_id>")
 class Graph(MethodView):
-    @blp.response(200, GraphResourceSchema)
+    @blp.response(200, GraphResourceSchema, content_type=JSON, description=REPRESENTATIONS)
+    @blp.alt_response(
+        200, success=True, content_type=DOT, schema={"type": "string"}, description=REPRESENTATIONS
+    )
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(406, response="NOT_ACCEPTABLE")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.doc(parameters=[ACCEPT])
     def get(self, graph_id: str) -> Response:
-        """A graph evaluation: queued, running, succeeded (with its result) or failed."""
-        found = services().graphs.get(graph_id, tenant=tenant())
+        """A graph evaluation, or its picture as DOT.
+
+        JSON: queued, running, succeeded (with its result) or failed (with its problem).
+        DOT (`Accept: text/vnd.graphviz`): the evaluated graph; a graph that is queued,
+        running or failed has none to draw (409, a problem naming its status). Any other
+        `Accept` is a 406 listing the types served."""
+        representation = negotiate(SERVED)
+        graphs = services().graphs
+        found = graphs.get(graph_id, tenant=tenant())
         if found is None:
             raise NotFound("graph", graph_id)
         status, result_json, error = found
-        return graph_body(graph_id, status, result_json, error)
+        if representation == JSON:
+            response = graph_body(graph_id, status, result_json, error)
+        else:
+            document = graphs.document(graph_id) if status == "succeeded" else None
+            if document is None or result_json is None:
+                raise GraphNotEvaluated(graph_id, status, error and error.get("title"))
+            weight = len(document) + len(result_json)
+            response = Response(run_cpu_bound(weight, drawn, document, result_json), mimetype=DOT)
+        response.vary.add("Accept")
+        return response
