@@ -41,6 +41,13 @@ def protected(path: str) -> bool:
     return path == PROTECTED or path.startswith(PROTECTED + "/")
 
 
+def protected_operations(path: str | None, operations: dict | None) -> list[dict]:
+    """The OpenAPI operations of `path` if it is under /v1 (for apispec plugins)."""
+    if path is None or not protected(path):
+        return []
+    return list((operations or {}).values())
+
+
 def refused() -> bool:
     """Was the current request's key refused (its 401 still to come)?"""
     return "refusal" in g
@@ -132,8 +139,6 @@ class SecurityPlugin(BasePlugin):
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
     ) -> None:
-        if path is None or not protected(path):
-            return
-        for operation in (operations or {}).values():
+        for operation in protected_operations(path, operations):
             operation.setdefault("security", [{SCHEME: []}])
             operation.setdefault("responses", {}).setdefault(401, self.RESPONSE)

@@ -35,7 +35,7 @@ from limits import parse_many
 from schemas import ProblemSchema
 
 from ..config import auth_enabled
-from .auth import protected, refused
+from .auth import protected, protected_operations, refused
 from .boundary import PROBLEM_JSON
 from .extensions import Services
 
@@ -188,7 +188,5 @@ class OpenApiPlugin(BasePlugin):
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
     ) -> None:
-        if path is None or not protected(path):
-            return
-        for operation in (operations or {}).values():
+        for operation in protected_operations(path, operations):
             operation.setdefault("responses", {}).setdefault(429, self.RESPONSE)

@@ -136,9 +136,8 @@ class Job(MethodView):
     def delete(self, job_id: str) -> tuple[str, int]:
         """Delete a job with its history, checkpoint and inline data (its model stays:
         DELETE /v1/models/{id}); a queued or running job is cancelled first."""
-        existing_job(job_id)
-        if not services().store.delete_job(job_id, tenant=tenant()):
-            raise NotFound("job", job_id)  # deleted meanwhile
+        if not services().store.delete_job(job_id, tenant=tenant()):  # checks the owner
+            raise NotFound("job", job_id)
         return "", 204
 
 

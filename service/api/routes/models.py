@@ -39,9 +39,8 @@ class Model(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, model_id: str) -> tuple[str, int]:
         """Delete a model (the job that trained it stays, its model_id naming a 404)."""
-        existing_model(model_id)
-        if not services().store.delete_model(model_id, tenant=tenant()):
-            raise NotFound("model", model_id)  # deleted meanwhile
+        if not services().store.delete_model(model_id, tenant=tenant()):  # checks the owner
+            raise NotFound("model", model_id)
         return "", 204
 
 
