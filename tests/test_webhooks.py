@@ -407,3 +407,40 @@ def test_another_tenants_deliveries_are_not_found(private_client, make_app, redi
     assert private_client.get(f"/v1/jobs/{job_id}/webhooks").status_code == 200
     assert private_client.get("/v1/jobs/nope/webhooks").status_code == 404
     assert TENANT != "someone-else"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class Step:
+    """What engine.train hands on_step."""
+
+    def __init__(self, step):
+        self.step, self.loss, self.accuracy = step, 1.0, 0.5
+
+    def checkpoint(self, arrays=False):
+        return None
+
+
+def test_the_recorder_makes_progress_due_at_most_every_interval(
+    store, private_client, redis_client
+):
+    from service.worker.recorder import Pace, Recorder, Watch
+
+    job_id, run = started(store, private_client, "http://127.0.0.1:9/", ["progress"])
+    deliveries, clock = WebhookDeliveries(redis_client), Clock()
+    with store.cancel_listener(job_id) as listener:
+        pace = Pace(0.25, 1000.0, webhook_interval=5.0)
+        recorder = Recorder(store, job_id, run, pace, Watch(listener), clock)
+        for step in range(40):  # 12 s of training, a flush every 0.3 s
+            clock.now = step * 0.3
+            recorder(Step(step))
+            for claim in deliveries.claim(1000, 10):  # a sender that delivers at once
+                deliveries.settle(claim, {**deliveries.load(claim).record, "status": "delivered"})
+    items = private_client.get(f"/v1/jobs/{job_id}/webhooks").json["items"]
+    assert [d["event"] for d in items] == ["progress", "progress"]  # at 5 s and at 10 s

@@ -52,6 +52,7 @@ def post(
         return status
     finally:
         deadline.cancel()
+        _shut(sock)  # closed for good, also where a forked work-horse holds a copy
         sock.close()
 
 
