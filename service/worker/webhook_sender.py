@@ -151,6 +151,9 @@ class WebhookSender:
             return None, f"refused: webhook/url {exc}"
         except (OSError, HTTPException, UnicodeError) as exc:
             return None, describe(exc)
+        except Exception as exc:  # a bug here must not leave the delivery claimed forever
+            log.exception("webhooks: delivery %s", delivery_id)
+            return None, f"internal error: {describe(exc)}"
         if 200 <= status < 300:
             return status, None
         return status, f"HTTP {status}" + (" (redirects are not followed)" if status < 400 else "")
