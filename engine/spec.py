@@ -31,7 +31,12 @@ FIELDS = (
     "seed",
     "engine",
     "timeout",
+    "webhook",
 )
+WEBHOOK_EVENTS = ("start", "progress", "completed")
+"""What a job's webhook may ask for; `completed` (succeeded, failed or cancelled) always
+comes."""
+MAX_URL_LENGTH = 2048
 MAX_SEED = 2**63 - 1
 MAX_ERRORS = 20  # a malformed data set of 100,000 rows still gets a readable answer
 HIDDEN_LAYERS = [16, 16]
@@ -199,6 +204,7 @@ def normalize_spec(spec, limits=None):
     timeout = limits.get("default_timeout")  # also for null
     if spec.get("timeout") is not None:
         timeout = check.integer(spec, "timeout", "timeout", None, 1, limits.get("max_timeout"))
+    webhook = _webhook(check, spec) if spec.get("webhook") is not None else None
     if check.errors:
         raise SpecError(check.errors)
     return {
@@ -212,6 +218,7 @@ def normalize_spec(spec, limits=None):
         "seed": seed,
         "engine": engine,
         "timeout": timeout,
+        **({} if webhook is None else {"webhook": webhook}),
     }
 
 
@@ -424,3 +431,21 @@ def _optimizer(check, spec):
 
 
 DEMO_SPEC = normalize_spec({})  # every default: an empty spec is micrograd's demo
+
+
+def _webhook(check, spec):
+    """The webhook's shape: a URL (the service judges where it points) and the events
+    asked for, in WEBHOOK_EVENTS's order, `completed` always among them."""
+    webhook = check.section(spec, "webhook", ("url", "events"))
+    url = webhook.get("url")
+    if not isinstance(url, str) or not 1 <= len(url) <= MAX_URL_LENGTH:
+        check.fail("webhook/url", f"must be a URL of 1 to {MAX_URL_LENGTH} characters")
+    events = webhook.get("events", ["completed"])
+    if not isinstance(events, list):
+        check.fail("webhook/events", "must be a list")
+        events = []
+    for i, event in enumerate(events):
+        if event not in WEBHOOK_EVENTS:
+            check.fail(f"webhook/events/{i}", f"must be one of {', '.join(WEBHOOK_EVENTS)}")
+    asked = {e for e in events if e in WEBHOOK_EVENTS} | {"completed"}
+    return {"url": url, "events": [e for e in WEBHOOK_EVENTS if e in asked]}

@@ -16,7 +16,7 @@ from .job import (
 )
 from .model import ModelSchema, PredictRequestSchema, PredictResponseSchema
 from .problem import ErrorEntrySchema, ProblemSchema
-from .webhook import WebhookSecretSchema
+from .webhook import WebhookDeliveryListSchema, WebhookSecretSchema
 
 __all__ = [
     "JOB_STATUSES",
@@ -39,5 +39,6 @@ __all__ = [
     "PredictRequestSchema",
     "PredictResponseSchema",
     "ProblemSchema",
+    "WebhookDeliveryListSchema",
     "WebhookSecretSchema",
 ]

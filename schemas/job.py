@@ -10,7 +10,14 @@ from marshmallow import RAISE, Schema, fields, validate
 from engine.data import DATASETS
 from engine.losses import LOSSES
 from engine.nn import ACTIVATIONS
-from engine.spec import BLOBS_CLASSES, DEMO_SPEC, ENGINES, OPTIMIZER_DEFAULTS
+from engine.spec import (
+    BLOBS_CLASSES,
+    DEMO_SPEC,
+    ENGINES,
+    MAX_URL_LENGTH,
+    OPTIMIZER_DEFAULTS,
+    WEBHOOK_EVENTS,
+)
 
 from .fields import BulkList, Integer, Number
 from .problem import ProblemSchema
@@ -90,6 +97,30 @@ class OptimizerSchema(Schema):
     eps = Number(metadata={"exclusiveMinimum": True, "minimum": 0})
 
 
+class WebhookSpecSchema(Schema):
+    """Where to POST the job resource as it changes (signed; see GET /v1/webhooks/secret)."""
+
+    class Meta:
+        unknown = RAISE
+
+    url = fields.String(
+        required=True,
+        metadata={
+            "format": "uri",
+            "maxLength": MAX_URL_LENGTH,
+            "description": "http(s), no credentials; loopback, private, link-local and other "
+            "non-public addresses are refused unless the service allows them.",
+        },
+    )
+    events = fields.List(
+        fields.String(metadata={"enum": list(WEBHOOK_EVENTS)}),
+        metadata={
+            "default": ["completed"],
+            "description": "`completed` (succeeded, failed or cancelled) is always sent.",
+        },
+    )
+
+
 class JobSpecSchema(Schema):
     """A training job; every field is optional (an empty object is micrograd's demo)."""
 
@@ -117,6 +148,7 @@ class JobSpecSchema(Schema):
             "hour unless configured); the service also caps it (a day unless configured).",
         },
     )
+    webhook = fields.Nested(WebhookSpecSchema, allow_none=True)
 
 
 class DataSummarySchema(Schema):

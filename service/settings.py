@@ -228,3 +228,32 @@ OPENAPI_REDOC_PATH = "redoc"
 
 OPENAPI_REDOC_URL = "/docs-assets/redoc/redoc.standalone.js"
 """Where the ReDoc page loads ReDoc from: the API's own copy (service/api/docs_assets.py)."""
+
+WEBHOOK_ALLOW_PRIVATE = False
+"""Let job webhooks target loopback, private, link-local and other non-public addresses (a
+receiver on the operator's own network, or tests). Off: such URLs are refused at submit (422)
+and at every delivery."""
+
+WEBHOOK_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+"""Seconds to wait before each retry of a webhook delivery that failed (the first attempt is
+at once): Standard Webhooks' schedule, 8 attempts over about 27 hours. A list, or a string of
+numbers joined by commas (GRADSERVE_WEBHOOK_RETRY_SCHEDULE=1,2). After the last: `failed`."""
+
+WEBHOOK_CONNECT_TIMEOUT = 5.0
+"""Seconds a delivery may take to connect (and finish TLS)."""
+
+WEBHOOK_READ_TIMEOUT = 10.0
+"""Seconds a delivery may then take to send the body and get the whole response head."""
+
+WEBHOOK_PROGRESS_INTERVAL = 5.0
+"""Seconds between two `progress` deliveries of one job, at least."""
+
+WEBHOOK_SENDERS = 2
+"""Threads sending webhook deliveries in each worker's main process."""
+
+WEBHOOK_LEASE = 60.0
+"""Seconds a sender holds a delivery it claimed; a sender that dies leaves it to another
+after this (longer than an attempt can take)."""
+
+WEBHOOK_POLL_INTERVAL = 0.5
+"""Seconds an idle sender waits before it looks for due deliveries again."""

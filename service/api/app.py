@@ -7,6 +7,7 @@ from flask import Flask
 
 from ..config import load_config
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
+from ..store.deliveries import WebhookDeliveries
 from ..store.queue import connect, make_queue
 from . import auth, boundary, compression, docs_assets, ratelimit
 from .body import BoundedRequest
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         queue=make_queue(connection, app.config),
         keys=ApiKeys(connection),
         webhooks=WebhookSecrets(connection),
+        deliveries=WebhookDeliveries(connection),
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
         heavy=heavy_slots(app.config["HEAVY_REQUESTS"]),
     )

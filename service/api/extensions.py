@@ -7,6 +7,7 @@ import redis
 from flask import current_app
 
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
+from ..store.deliveries import WebhookDeliveries
 from ..store.queue import Queue
 
 
@@ -17,6 +18,7 @@ class Services:
     queue: Queue
     keys: ApiKeys
     webhooks: WebhookSecrets
+    deliveries: WebhookDeliveries
     readiness: redis.Redis  # the same Redis, with a short timeout: /readyz never hangs
     heavy: threading.BoundedSemaphore  # this process's heavy-request slots (api/concurrency.py)
 

@@ -29,6 +29,7 @@ class Change:
     publish_cancel: bool = False  # tell a running job it was cancelled
     fields: Mapping[str, Any] = field(default_factory=dict)  # job fields, stored as JSON
     hidden: Mapping[str, Any] = field(default_factory=dict)  # hidden fields, stored as text
+    webhook: str | None = None  # a webhook event now due (progress), if the job asks for it
 
     def script_args(self, job_id: str, cancel_channel: str) -> list[str | bytes]:
         """ARGV of scripts.UPDATE (the script documents them)."""
@@ -44,6 +45,8 @@ class Change:
             named.update(first_step=steps[0], steps=len(steps))
         if self.publish_cancel:
             named["publish"] = cancel_channel
+        if self.webhook:
+            named["webhook"] = self.webhook
         named["set"] = {
             **{name: dumps(value) for name, value in self.fields.items()},
             **{name: str(value) for name, value in self.hidden.items()},
@@ -70,6 +73,7 @@ class Report:
     trained_seconds: float | None = None
     model: Json | None = None
     error: Json | None = None
+    webhook: str | None = None  # a webhook event due with it (progress)
 
     def change(self, token: str) -> Change:
         """The Change that writes this report for the run with `token`."""
@@ -91,4 +95,5 @@ class Report:
             model=self.model,
             fields=fields,
             hidden=seconds,
+            webhook=self.webhook,
         )

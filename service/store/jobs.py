@@ -358,6 +358,8 @@ class JobStore:
             k.data(job_id),
             k.expiry(),
             k.expiry_tenants(),
+            k.webhook_deliveries(job_id),
+            k.webhooks_due(),
             *(k.jobs(s) for s in scripts.STATUSES),
         ]
 

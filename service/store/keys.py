@@ -91,3 +91,12 @@ class Keys:
     def webhook_secret(self, tenant: str) -> str:
         """A tenant's webhook signing secret."""
         return f"{self.prefix}:tenant:{tenant}:webhook-secret"
+
+    def webhook_deliveries(self, job_id: str) -> str:
+        """A job's webhook deliveries: a hash of delivery id -> its record (JSON)."""
+        return f"{self.prefix}:job:{job_id}:webhooks"
+
+    def webhooks_due(self) -> str:
+        """Every pending delivery, `<job id> <delivery id>`, scored by when its next attempt
+        is due (ms); a claimed one by when its sender's lease on it ends."""
+        return f"{self.prefix}:webhooks:due"

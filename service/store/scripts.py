@@ -3,8 +3,9 @@ checks the job's state first, in Redis, atomically.
 
 UPDATE, START and DELETE take the same KEYS (`JOB_KEYS`): the job hash, its history list,
 its checkpoint, a model, its lease, its stranded mark, the index of all jobs, its inline data,
-the index of finished jobs by expiry, the tenant index of each of those, then one index per
-status; and the job id as ARGV[1]. A job's tenant's indexes are named in its hash (below),
+the index of finished jobs by expiry, the tenant index of each of those, its webhook
+deliveries, the due deliveries of every job (store.deliveries), then one index per status;
+and the job id as ARGV[1]. A job's tenant's indexes are named in its hash (below),
 so they are not among the KEYS.
 Every script reads the job hash first and writes nothing for a job that is not there (a
 deleted or expired job is never brought back by a late write of its run).
@@ -18,7 +19,9 @@ rq job id that may start it), `requeues`, `losses` (runs lost since the latest c
 the state the latest checkpoint goes with (history batches, steps, progress, metrics,
 seconds), which a job handed back to the queue is rewound to; `tenant` (whose job it is) and
 `tenant_jobs` (that tenant's index of its jobs: its per-status indexes are that name plus
-`:<status>`, as `Keys.tenant_jobs` spells them, kept in step with the global ones).
+`:<status>`, as `Keys.tenant_jobs` spells them, kept in step with the global ones);
+`webhook_progress` and `webhook_progress_n` (the job's latest progress delivery, and how many
+it had), `webhook_seq` (its deliveries so far: their order).
 """
 
 from typing import NamedTuple
@@ -38,7 +41,11 @@ JOB_KEYS = (
     "data",
     "expiry",
     "expiry_tenants",
+    "webhooks",
+    "webhooks_due",
 )
+KEPT_PROGRESS_DELIVERIES = 10
+"""A job's progress deliveries kept (older ones are dropped as new ones come)."""
 
 _PRELUDE = """
 local INDEX = {STATUS_INDEX}
@@ -62,8 +69,48 @@ local function rewind()
   end
 end
 
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- A webhook delivery of `event` is due now, if the job's spec asks for it (store.deliveries
+-- reads it). A start or completed delivery keeps the job hash as it is now (its body);
+-- a progress delivery is made only when the job's previous one is no longer pending (that
+-- one will carry the latest state: coalesced), and is rebuilt from the job when sent.
+local function webhook_due(event)
+  local spec = cjson.decode(redis.call('HGET', KEYS[1], 'spec') or '{}')
+  local webhook = spec.webhook
+  if type(webhook) ~= 'table' then return end
+  local asked = event == 'completed'
+  for _, e in ipairs(webhook.events or {}) do
+    if e == event then asked = true end
+  end
+  if not asked then return end
+  local id = 'msg_' .. ARGV[1] .. '_' .. event
+  local delivery = {event = event, status = 'pending', attempts = {}}
+  if event == 'progress' then
+    local current = redis.call('HGET', KEYS[1], 'webhook_progress')
+    if current and redis.call('ZSCORE', KEYS[12], ARGV[1] .. ' ' .. current) then return end
+    local n = redis.call('HINCRBY', KEYS[1], 'webhook_progress_n', 1)
+    id = id .. n
+    redis.call('HSET', KEYS[1], 'webhook_progress', id)
+    if n > KEPT_PROGRESS then
+      redis.call('HDEL', KEYS[11], 'msg_' .. ARGV[1] .. '_progress' .. (n - KEPT_PROGRESS))
+    end
+  else
+    delivery.job = redis.call('HGETALL', KEYS[1])
+  end
+  local now = now_ms()
+  delivery.id, delivery.created_ms, delivery.next_ms = id, now, now
+  delivery.seq = redis.call('HINCRBY', KEYS[1], 'webhook_seq', 1)  -- their order, in one ms too
+  redis.call('HSET', KEYS[11], id, cjson.encode(delivery))
+  redis.call('ZADD', KEYS[12], now, ARGV[1] .. ' ' .. id)
+end
+
 -- A new status, with the indexes kept in step; leaving `running` gives up the lease, and
--- going back to `queued` rewinds to the checkpoint.
+-- going back to `queued` rewinds to the checkpoint; a terminal status makes the webhook's
+-- `completed` delivery due.
 local function move(to)
   local from = redis.call('HGET', KEYS[1], 'status')
   if from == to then return end
@@ -78,6 +125,7 @@ local function move(to)
   redis.call('HSET', KEYS[1], 'status', to)
   if from == 'running' then redis.call('DEL', KEYS[5]) end
   if from == 'running' and to == 'queued' then rewind() end
+  if to == 'succeeded' or to == 'failed' or to == 'cancelled' then webhook_due('completed') end
 end
 
 -- A finished job, its history, checkpoint, data and model expire RETENTION ms from now (by
@@ -85,19 +133,17 @@ end
 -- (its tenant's too: their name is kept beside, as the job hash will be gone by then).
 local function expire_finished(fallback)
   local ms = tonumber(redis.call('HGET', KEYS[1], 'retention_ms') or fallback)
-  for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8]}) do
+  for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8], KEYS[11]}) do
     redis.call('PEXPIRE', key, ms)
   end
-  local time = redis.call('TIME')
-  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  redis.call('ZADD', KEYS[9], now + ms, ARGV[1])
+  redis.call('ZADD', KEYS[9], now_ms() + ms, ARGV[1])
   local own = redis.call('HGET', KEYS[1], 'tenant_jobs')
   if own then redis.call('HSET', KEYS[10], ARGV[1], own) end
 end
 """.replace(
     "STATUS_INDEX",
     ", ".join(f"{s} = {len(JOB_KEYS) + 1 + i}" for i, s in enumerate(STATUSES)),
-)
+).replace("KEPT_PROGRESS", str(KEPT_PROGRESS_DELIVERIES))
 
 UPDATE = (
     _PRELUDE
@@ -107,6 +153,7 @@ UPDATE = (
 -- tenant's is answered as no such job), `token` (the run that must still hold
 -- the job), `to` (the new status), `first_step` and `steps` (of the history batch, which
 -- must start where the stored history ends), `publish` (a channel to tell "cancel" on),
+-- `webhook` (a webhook event now due: progress),
 -- `set` (job hash fields and their stored text); then JSON texts, stored as they are
 -- ('' = none): 3 the history batch, 4 a checkpoint, 5 a model (stored with the job's tenant);
 -- 6 the retention (ms) of a job that has none recorded. A terminal `to` starts the job's
@@ -153,6 +200,7 @@ end
 if model ~= '' then
   redis.call('HSET', KEYS[4], 'doc', model, 'tenant', redis.call('HGET', KEYS[1], 'tenant') or '')
 end
+if change.webhook and not change.to then webhook_due(change.webhook) end
 if change.to then move(change.to) end
 if change.to == 'succeeded' or change.to == 'failed' or change.to == 'cancelled' then
   expire_finished(ARGV[6])
@@ -170,6 +218,7 @@ START = (
 -- Returns {1, attempt, spec, checkpoint ('' = none), seconds trained before, inline data
 -- ('' = none)} or
 -- {0, status now ('' if no such job, 'superseded' if the ticket is not the job's)}.
+if redis.replicate_commands then redis.replicate_commands() end  -- TIME before writes
 local job = redis.call('HMGET', KEYS[1], 'status', 'run', 'ticket')
 if not job[1] then return {0, ''} end
 if not (job[1] == 'running' and job[2] == ARGV[3]) then  -- else: a retried start that took
@@ -183,6 +232,7 @@ if not (job[1] == 'running' and job[2] == ARGV[3]) then  -- else: a retried star
   redis.call('HSET', KEYS[1], 'run', ARGV[3], 'run_from', from)
   if redis.call('HGET', KEYS[1], 'started_at') == 'null' then
     redis.call('HSET', KEYS[1], 'started_at', ARGV[6])
+    webhook_due('start')
   end
   redis.call('DEL', KEYS[6])
 end
@@ -197,22 +247,28 @@ return {1, attempt, fields[1], redis.call('GET', KEYS[3]) or '', fields[2] or '0
 DELETE = """
 -- A job and everything of it but its model, at once, whatever its status, from every index
 -- (its tenant's too): a running job's worker is told to cancel (and its writes find no job).
--- Only removals: it runs when Redis is full. ARGV: 1 job id, 2 its cancel channel, 3 the
--- tenant whose job it must be. Returns the status it had ('' = no such job of the tenant's).
+-- Its webhook deliveries go too, sent or not. Only removals: it runs when Redis is full.
+-- ARGV: 1 job id, 2 its cancel channel, 3 the tenant whose job it must be. Returns the
+-- status it had ('' = no such job of the tenant's).
 local job = redis.call('HMGET', KEYS[1], 'status', 'tenant', 'tenant_jobs')
 local status, own = job[1], job[3]
 if not status or job[2] ~= ARGV[3] then return '' end
 if status == 'running' then redis.call('PUBLISH', ARGV[2], 'cancel') end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[8])
+for _, id in ipairs(redis.call('HKEYS', KEYS[11])) do
+  redis.call('ZREM', KEYS[12], ARGV[1] .. ' ' .. id)
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[8], KEYS[11])
 redis.call('HDEL', KEYS[10], ARGV[1])
 for _, i in ipairs({7, 9}) do redis.call('ZREM', KEYS[i], ARGV[1]) end
-for i = 11, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+for i = FIRST_STATUS_INDEX, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 if own then
   redis.call('ZREM', own, ARGV[1])
   for _, s in ipairs({STATUS_NAMES}) do redis.call('ZREM', own .. ':' .. s, ARGV[1]) end
 end
 return status
-""".replace("STATUS_NAMES", ", ".join(f"'{s}'" for s in STATUSES))
+""".replace("STATUS_NAMES", ", ".join(f"'{s}'" for s in STATUSES)).replace(
+    "FIRST_STATUS_INDEX", str(len(JOB_KEYS) + 1)
+)
 
 DELETE_MODEL = """
 -- KEYS: a model. ARGV: the tenant whose model it must be. 1 if deleted; 0 if there is no

@@ -25,6 +25,7 @@ from .allowlist import GradserveJob, refusal
 from .cancel_watch import CancelWatch
 from .lease import hand_back_requested
 from .reaper import Reaper
+from .webhook_sender import WebhookSender
 
 log = logging.getLogger("gradserve.worker")
 
@@ -43,6 +44,7 @@ class GradserveWorker(Worker):
       the latest checkpoint.
     - A horse that dies (killed, out of memory) has its job handed back at once.
     - A reaper (service.worker.reaper) runs at start and every REAPER_INTERVAL in a thread.
+    - Webhook senders (service.worker.webhook_sender) post due deliveries from threads.
     - After a Redis outage it reconnects within seconds (rq backs off up to a minute).
     """
 
@@ -53,16 +55,23 @@ class GradserveWorker(Worker):
         self.config = config if config is not None else load_config()
         self._running: Job | None = None
         self._reaper: Reaper | None = None
+        self._webhooks: WebhookSender | None = None
         self._cancel_watch: CancelWatch | None = None
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         super().bootstrap(*args, **kwargs)
         self._reaper = self._make_reaper()
         self._reaper.start()
+        # Its own client too: a slow receiver never holds up the reaper or rq.
+        connection = connect(self.config["REDIS_URL"], self.config["WORKER_REDIS_TIMEOUT"])
+        self._webhooks = WebhookSender(connection, self.config)
+        self._webhooks.start()
 
     def teardown(self) -> None:
         if self._reaper is not None and not self.is_horse:
             self._reaper.stop()
+        if self._webhooks is not None and not self.is_horse:
+            self._webhooks.stop()
         super().teardown()
 
     def _make_reaper(self) -> Reaper:

@@ -48,6 +48,7 @@ class Pace:
     checkpoint_interval: float  # seconds between two checkpoints (carried by a write)
     time_limit: float | None = None  # seconds of training, all the job's runs together
     patience: float = settings.WRITE_PATIENCE  # seconds a final write waits for Redis
+    webhook_interval: float = settings.WEBHOOK_PROGRESS_INTERVAL  # between progress webhooks
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], spec: Json | None = None) -> "Pace":
@@ -59,6 +60,7 @@ class Pace:
             config["CHECKPOINT_INTERVAL"],
             timeout,
             config["WRITE_PATIENCE"],
+            config["WEBHOOK_PROGRESS_INTERVAL"],
         )
 
 
@@ -110,6 +112,9 @@ class Recorder:
         self.next_checkpoint = self.started + pace.checkpoint_interval
         self.lock = threading.RLock()
         self.ended = False
+        webhook = run.spec.get("webhook") or {}
+        self.progress_webhook = "progress" in webhook.get("events", ())
+        self.next_webhook = self.started + pace.webhook_interval
 
     def __call__(self, progress: Any) -> None:
         with self.lock:
@@ -143,8 +148,12 @@ class Recorder:
 
     def flush(self, checkpoint: Json | None = None) -> None:
         seconds = self.trained(self.clock()) if checkpoint else None
+        # A progress webhook rides on a write, at most one per webhook_interval (the store
+        # coalesces it with one still pending); the sender, not the run, posts it.
+        due = self.progress_webhook and self.clock() >= self.next_webhook
+        webhook = "progress" if due else None
         try:
-            done = self._write(checkpoint=checkpoint, trained_seconds=seconds)
+            done = self._write(checkpoint=checkpoint, trained_seconds=seconds, webhook=webhook)
         except UNREACHABLE as exc:
             if not self.unreachable:
                 log.warning("job %s: cannot write its history (%s); retrying", self.job_id, exc)
@@ -159,6 +168,8 @@ class Recorder:
         self.batch = empty_batch()
         now = self.clock()
         self.next_flush = now + self.pace.flush_interval
+        if webhook is not None:
+            self.next_webhook = now + self.pace.webhook_interval
         if checkpoint is not None:
             self.next_checkpoint = now + self.pace.checkpoint_interval
 

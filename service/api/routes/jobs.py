@@ -26,6 +26,7 @@ from ...store.queue import training_enqueuer
 from ..auth import tenant
 from ..extensions import services
 from ..smorest import Blueprint
+from .webhooks import refuse_unsafe_webhook
 
 blp = Blueprint(
     "jobs",
@@ -109,6 +110,7 @@ class Jobs(MethodView):
     def post(self, body: dict) -> tuple[dict, int, dict]:
         """Submit a training job: it is queued for a worker."""
         spec = normalize_spec(body, limits(current_app.config))
+        refuse_unsafe_webhook(spec)
         job, replayed = services().store.create_job(
             spec,
             training_enqueuer(services().queue),
