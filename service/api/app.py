@@ -8,7 +8,7 @@ from flask import Flask
 from ..config import load_config
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.queue import connect, make_queue
-from . import auth, boundary, compression, docs_assets, ratelimit
+from . import auth, boundary, compression, docs_assets, openapi, ratelimit
 from .body import BoundedRequest
 from .concurrency import heavy_slots, release_heavy_slot
 from .extensions import Services
@@ -39,7 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.register(app, services.keys)  # who asks (a key's tenant and id), or a refusal
     ratelimit.register(app, services)  # counts the request, the refused ones too
     auth.register_refusal(app)  # then a refused key's 401
-    plugins = [auth.SecurityPlugin(), ratelimit.OpenApiPlugin()]
+    plugins = [auth.SecurityPlugin(), ratelimit.OpenApiPlugin(), openapi.OperationIds()]
     api = Api(app, spec_kwargs={"extra_plugins": plugins})
     for blueprint in (graphs.blp, jobs.blp, models.blp, webhooks.blp, health.blp):
         api.register_blueprint(blueprint)
