@@ -11,7 +11,14 @@ from service.store import ApiKeys
 from service.store.queue import connect
 
 from .conftest import E2E_DB
-from .service_helpers import ApiSession, small_spec, wait_until, whole_history
+from .service_helpers import (
+    MICROGRAD_FIGURES,
+    MICROGRAD_GRAPH,
+    ApiSession,
+    small_spec,
+    wait_until,
+    whole_history,
+)
 from .sse import events_of, stream
 
 pytestmark = pytest.mark.e2e
@@ -162,3 +169,56 @@ def test_200_open_streams_leave_small_requests_fast(api):
             sock.close()
         for job_id in jobs:
             api.post(f"/v1/jobs/{job_id}/cancel")
+
+
+# -- Prefer: wait ---------------------------------------------------------------------------
+
+
+def test_prefer_wait_returns_the_finished_demo_job_in_one_request(api):
+    start = time.monotonic()
+    response = api.post("/v1/jobs", json={}, headers={"Prefer": "wait=10"}, timeout=30)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "succeeded", response.json()
+    assert response.json()["model_id"]
+    assert response.headers["Preference-Applied"] == "wait=10"
+    assert "Prefer" in response.headers["Vary"]
+    assert time.monotonic() - start < 10
+
+
+def test_prefer_wait_on_get_holds_until_the_job_ends_or_the_wait_does(api):
+    job_id = submit(api, small_spec(steps=20_000))
+    response = api.get(f"/v1/jobs/{job_id}", headers={"Prefer": "wait=30"}, timeout=60)
+    assert response.json()["status"] == "succeeded"
+    assert response.headers["Preference-Applied"] == "wait=30"
+    long = submit(api, {"engine": "reference", "steps": 1_000_000})
+    try:
+        start = time.monotonic()
+        response = api.get(f"/v1/jobs/{long}", headers={"Prefer": "wait=1"}, timeout=10)
+        held = time.monotonic() - start
+        assert response.json()["status"] in ("queued", "running")
+        assert 0.9 < held < 3, held
+    finally:
+        api.post(f"/v1/jobs/{long}/cancel")
+    # Over MAX_WAIT (60): cut to it, and said so; a finished job answers at once.
+    response = api.get(f"/v1/jobs/{job_id}", headers={"Prefer": "wait=100000"}, timeout=10)
+    assert response.headers["Preference-Applied"] == "wait=60"
+    # Not a number of seconds: ignored, as RFC 7240 lets a server ignore a preference.
+    response = api.get(f"/v1/jobs/{job_id}", headers={"Prefer": "wait=soon"}, timeout=10)
+    assert response.status_code == 200 and "Preference-Applied" not in response.headers
+
+
+def test_prefer_respond_async_and_wait_on_a_graph(api):
+    queued = api.post("/v1/graphs", json=MICROGRAD_GRAPH, headers={"Prefer": "respond-async"})
+    assert queued.status_code == 202 and queued.json()["status"] == "queued"
+    graph_id = queued.json()["id"]
+    got = api.get(f"/v1/graphs/{graph_id}", headers={"Prefer": "wait=10"}, timeout=30)
+    assert got.json()["status"] == "succeeded"
+    assert got.headers["Preference-Applied"] == "wait=10"
+    both = api.post(
+        "/v1/graphs", json=MICROGRAD_GRAPH, headers={"Prefer": "respond-async, wait=10"}
+    )
+    assert both.status_code == 201, both.text
+    assert both.json()["status"] == "succeeded"
+    value = both.json()["result"]["value"]
+    assert abs(value - MICROGRAD_FIGURES["value"]) < 1e-3
+    assert both.headers["Preference-Applied"] == "respond-async, wait=10"

@@ -22,10 +22,12 @@ from schemas import (
 
 from ...config import limits
 from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound, TooManyStreams
+from ...store.keys import Keys
 from ...store.queue import training_enqueuer
 from ..auth import tenant
-from ..events import StreamSettings, job_events
+from ..events import TERMINAL, StreamSettings, job_events
 from ..extensions import services
+from ..prefer import wait_until_finished, waiting
 from ..smorest import Blueprint
 
 blp = Blueprint(
@@ -70,6 +72,36 @@ def existing_job(job_id: str) -> dict:
     return job
 
 
+PREFER_WAIT = {
+    "in": "header",
+    "name": "Prefer",
+    "schema": {"type": "string"},
+    "description": "`wait=N` (RFC 7240): hold the answer up to N seconds (at most MAX_WAIT, "
+    "60 unless configured) until the job has finished, then answer with its state then; "
+    "`Preference-Applied: wait=N` says it was honoured.",
+}
+
+
+def waited(job: dict, headers: dict[str, str]) -> dict:
+    """The job once it has finished, or after `Prefer: wait=N` seconds (at once without
+    one); the headers say whether the wait was honoured."""
+    headers["Vary"] = "Prefer"
+    with waiting() as seconds:
+        if seconds is None:
+            return job
+        headers["Preference-Applied"] = f"wait={seconds}"
+        if job["status"] in TERMINAL:
+            return job
+        store, owner = services().store, tenant()
+        latest = wait_until_finished(
+            Keys.changed_job(job["id"]),
+            lambda: store.get_job(job["id"], tenant=owner),
+            lambda found: found["status"] in TERMINAL,
+            seconds,
+        )
+        return latest or job  # deleted meanwhile: as it was
+
+
 @blp.route("")
 class Jobs(MethodView):
     @blp.arguments(JobListArgsSchema, location="query")
@@ -98,13 +130,14 @@ class Jobs(MethodView):
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     @blp.doc(
         parameters=[
+            PREFER_WAIT,
             {
                 "in": "header",
                 "name": "Idempotency-Key",
                 "schema": {"type": "string"},
                 "description": "Submit at most once: the same key and body give "
                 "the same job; the same key with another body is a 422.",
-            }
+            },
         ]
     )
     def post(self, body: dict) -> tuple[dict, int, dict]:
@@ -121,16 +154,18 @@ class Jobs(MethodView):
         headers = {"Location": f"/v1/jobs/{job['id']}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
-        return job, 202, headers
+        return waited(job, headers), 202, headers
 
 
 @blp.route("/<job_id>")
 class Job(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, job_id: str) -> dict:
+    @blp.doc(parameters=[PREFER_WAIT])
+    def get(self, job_id: str) -> tuple[dict, int, dict]:
         """A job: its status, progress, latest metrics, and model or error when done."""
-        return existing_job(job_id)
+        headers: dict[str, str] = {}
+        return waited(existing_job(job_id), headers), 200, headers
 
     @blp.response(204, description="Deleted (a queued or running job is cancelled first).")
     @blp.alt_response(404, response="NOT_FOUND")
