@@ -120,3 +120,29 @@ def test_the_key_comes_from_var_api_key_without_the_variable(env, tmp_path):
     assert "items" in json.loads(ok(gradserve(without, "jobs", "list", cwd=tmp_path)))
     run = gradserve(without, "jobs", "list", cwd=tmp_path.parent)  # no key anywhere
     assert run.returncode == 1 and "(401)" in run.stderr
+
+
+def test_submit_wait_draws_progress_and_prints_the_finished_job(env, tmp_path, api):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(small_spec(steps=2000)))
+    run = gradserve(env, "submit", spec, "--wait")
+    job = json.loads(ok(run))
+    assert job["status"] == "succeeded" and job["model_id"]
+    assert run.stderr.startswith(f"gradserve: job {job['id']} queued")
+    bars = run.stderr.replace("\r", "\n").splitlines()
+    final = [line for line in bars if "2000/2000" in line]
+    assert final and "succeeded" in final[-1] and "loss=" in final[-1]
+    last_loss = api.get(f"/v1/jobs/{job['id']}/history?since=1999").json()["loss"][-1]
+    assert f"loss={last_loss:.4g}" in final[-1]
+    assert len({line for line in bars if "/2000" in line}) > 1  # drawn as it went
+
+
+def test_submit_wait_of_a_job_that_fails_exits_4_with_its_problem(env, tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps(small_spec(loss="mse", optimizer={"name": "sgd", "learning_rate": 1e300}))
+    )
+    run = gradserve(env, "submit", spec, "--wait")
+    assert run.returncode == 4
+    assert json.loads(run.stdout)["status"] == "failed"
+    assert "failed" in run.stderr and "step" in run.stderr.lower()

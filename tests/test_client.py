@@ -266,3 +266,40 @@ def test_other_posts_are_never_retried(limited):
         with pytest.raises(RateLimited):
             gs.graphs.evaluate(MICROGRAD_GRAPH)
         assert time.monotonic() - started < 0.5 and len(answers) == LIMIT + 1
+
+
+def test_stream_follows_a_job_to_its_end_each_step_once(gs):
+    job = gs.jobs.create(small_spec(steps=300))
+    events = list(gs.jobs.stream(job["id"]))
+    steps = [s for e in events if e.event == "progress" for s in e.data["step"]]
+    assert steps == list(range(300))
+    assert events[0].event == "status" and events[-1].event == "status"
+    assert events[-1].data["status"] == "succeeded" and events[-1].data["id"] == job["id"]
+    progress = [e for e in events if e.event == "progress"]
+    assert all(e.id == str(e.data["step"][-1]) for e in progress)
+    history = gs.jobs.history(job["id"])
+    assert [s for e in progress for s in e.data["loss"]] == history["loss"]
+
+
+def test_stream_resumes_after_a_given_step(gs):
+    job = gs.jobs.wait(gs.jobs.create(small_spec(steps=20))["id"], timeout=60)
+    events = list(gs.jobs.stream(job["id"], last_event_id=14))
+    assert [s for e in events if e.event == "progress" for s in e.data["step"]] == [
+        15,
+        16,
+        17,
+        18,
+        19,
+    ]
+    assert events[-1].data["status"] == "succeeded"
+
+
+def test_wait_is_held_by_the_server_not_polled(gs):
+    answers = recorded(gs)
+    job = gs.jobs.create(small_spec(steps=3000))
+    done = gs.jobs.wait(job["id"], timeout=120)
+    assert done["status"] == "succeeded"
+    gets = [r for _, m, _, r in answers if m == "GET"]
+    assert all(r.request.headers["Prefer"].startswith("wait=") for r in gets)
+    assert gets[-1].headers["Preference-Applied"].startswith("wait=")
+    assert len(gets) <= 3  # one held request, not a poll every few milliseconds
