@@ -130,10 +130,12 @@ def test_an_unreachable_api_is_a_connection_error():
 
 def test_wait_times_out_with_the_last_state_then_sees_the_cancel(gs):
     job = gs.jobs.create(small_spec(steps=1_000_000))
+    answers = recorded(gs)
     started = time.monotonic()
     with pytest.raises(WaitTimeout) as caught:
         gs.jobs.wait(job["id"], timeout=1.5)
     assert 1.4 < time.monotonic() - started < 5
+    assert len(answers) < 10  # held for 1 s, then a few polls in the last half second
     assert caught.value.job["status"] in ("queued", "running")
     threading.Timer(0.5, gs.jobs.cancel, [job["id"]]).start()
     assert gs.jobs.wait(job["id"], timeout=30)["status"] == "cancelled"

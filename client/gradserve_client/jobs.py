@@ -164,7 +164,7 @@ class Jobs:
                 raise errors.WaitTimeout(
                     f"job {job_id} is still {job['status']} after {timeout} s", job
                 )
-            if now - asked < min(hold, 1):  # not held: poll, more slowly as it goes on
+            if not hold or now - asked < min(hold, 1):  # not held: poll, slower and slower
                 time.sleep(pause if deadline is None else min(pause, deadline - now))
                 pause = min(pause * 2, 1.0)
 

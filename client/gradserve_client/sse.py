@@ -17,11 +17,14 @@ def parse(chunks: Iterable[bytes]) -> Iterator[RawEvent]:
     """The events of an event stream, as its bytes arrive. A blank line ends an event;
     comments (`: keep-alive`) and an event without data are skipped; an event cut off by
     the end of the stream is dropped, as the standard says."""
-    buffer = b""
+    partial: list[bytes] = []  # a line's bytes so far (a large event comes in many chunks)
     event, data, event_id = "", [], None
     for chunk in chunks:
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
+        *lines, rest = chunk.split(b"\n")
+        if lines:
+            lines[0] = b"".join(partial) + lines[0]
+            partial = []
+        partial.append(rest)
         for raw in lines:
             line = raw.removesuffix(b"\r").decode("utf-8", errors="replace")
             if not line:
