@@ -31,7 +31,10 @@ FIELDS = (
     "seed",
     "engine",
     "timeout",
+    "metadata",
 )
+MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
+"""A job's metadata: string pairs the client attaches (never read in training)."""
 MAX_SEED = 2**63 - 1
 MAX_ERRORS = 20  # a malformed data set of 100,000 rows still gets a readable answer
 HIDDEN_LAYERS = [16, 16]
@@ -199,9 +202,10 @@ def normalize_spec(spec, limits=None):
     timeout = limits.get("default_timeout")  # also for null
     if spec.get("timeout") is not None:
         timeout = check.integer(spec, "timeout", "timeout", None, 1, limits.get("max_timeout"))
+    metadata = _metadata(check, spec["metadata"]) if "metadata" in spec else None
     if check.errors:
         raise SpecError(check.errors)
-    return {
+    return ({"metadata": metadata} if metadata is not None else {}) | {
         "model": model,
         **out,
         "loss": loss,
@@ -213,6 +217,24 @@ def normalize_spec(spec, limits=None):
         "engine": engine,
         "timeout": timeout,
     }
+
+
+def _metadata(check, value):
+    """Up to MAX_METADATA_PAIRS pairs of strings: keys of 1 to 64 characters, values of at
+    most 512; each bad pair named `metadata/<key>`."""
+    if not isinstance(value, dict):
+        check.fail("metadata", "must be an object of string keys and string values")
+        return None
+    if len(value) > MAX_METADATA_PAIRS:
+        check.fail("metadata", f"at most {MAX_METADATA_PAIRS} pairs, not {len(value)}")
+    for key, text in value.items():
+        if not 1 <= len(key) <= MAX_METADATA_KEY:
+            check.fail(f"metadata/{key}", f"a key must be 1 to {MAX_METADATA_KEY} characters")
+        elif not isinstance(text, str) or len(text) > MAX_METADATA_VALUE:
+            check.fail(
+                f"metadata/{key}", f"must be a string of at most {MAX_METADATA_VALUE} characters"
+            )
+    return dict(value)
 
 
 def _within_budget(check, limits, parameters, shape, batch_size, steps, engine):

@@ -143,6 +143,11 @@ PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 """The largest `limit` GET /v1/jobs accepts."""
 
+LIST_SCAN_LIMIT = 1000
+"""Jobs one page of GET /v1/jobs?metadata.KEY=VALUE looks at, at most: a page may then hold
+fewer than `limit` matching jobs (even none) and a `next_cursor` to go on from where it
+stopped, so a rare match among many jobs costs many cheap pages, never one unbounded one."""
+
 GRAPH_TTL = 24 * 60 * 60
 """Seconds a graph evaluation (its document and result) is kept; never longer than
 RETENTION_DAYS."""

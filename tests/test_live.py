@@ -222,3 +222,22 @@ def test_prefer_respond_async_and_wait_on_a_graph(api):
     value = both.json()["result"]["value"]
     assert abs(value - MICROGRAD_FIGURES["value"]) < 1e-3
     assert both.headers["Preference-Applied"] == "respond-async, wait=10"
+
+
+# -- metadata -------------------------------------------------------------------------------
+
+
+def test_metadata_over_http_shown_and_filtered(api):
+    tag = f"live-{time.monotonic_ns()}"  # this test's jobs alone
+    spec = small_spec(metadata={"suite": tag, "kind": "a"})
+    first = api.post("/v1/jobs", json=spec, headers={"Prefer": "wait=20"}).json()
+    assert first["metadata"] == {"suite": tag, "kind": "a"}
+    second = submit(api, small_spec(metadata={"suite": tag, "kind": "b"}))
+    assert api.get(f"/v1/jobs/{second}").json()["metadata"]["kind"] == "b"
+    page = api.get(f"/v1/jobs?metadata.suite={tag}&metadata.kind=a").json()
+    assert [job["id"] for job in page["items"]] == [first["id"]]
+    page = api.get(f"/v1/jobs?metadata.suite={tag}&status=succeeded&limit=100").json()
+    assert first["id"] in [job["id"] for job in page["items"]]
+    bad = api.post("/v1/jobs", json=small_spec(metadata={"suite": 1}))
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["path"] == "metadata/suite"

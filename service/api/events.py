@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from ..store import JobStore
 from ..store.keys import Keys
 from ..strictjson import dumps
@@ -38,6 +40,17 @@ def event(name: str, data: Json, event_id: int | None = None) -> str:
     return f"{head}event: {name}\ndata: {dumps(data)}\n\n"
 
 
+class _Follower:
+    """Where one stream stands: the status it sent, the next step to send, and when."""
+
+    def __init__(self, since: int, resource: Callable[[Json], Json]) -> None:
+        self.resource = resource  # the job as the API shows it
+        self.sent_status: str | None = None
+        self.next_step = since
+        self.last_progress = 0.0
+        self.finished = False
+
+
 def job_events(
     store: JobStore,
     notifier: Notifier,
@@ -48,41 +61,62 @@ def job_events(
     resource: Callable[[Json], Json],
 ) -> Iterator[str]:
     """The stream's text, event by event; `resource(job)` is the job as the API shows it.
-    Ends after the terminal status (or when the job is deleted)."""
+    Ends after the terminal status (or when the job is deleted). While Redis is
+    unreachable it keeps the client with heartbeats and reads again every RECHECK seconds."""
     yield f"retry: {settings.retry_ms}\n\n"
-    sent_status: str | None = None
-    next_step, last_progress, last_write = since, 0.0, time.monotonic()
+    follower, last_write = _Follower(since, resource), time.monotonic()
     with notifier.watch(Keys.changed_job(job_id)) as changed:
         while True:
-            job = store.get_job(job_id, tenant=tenant)
-            if job is None:
-                return  # deleted (or expired) meanwhile
-            status = job["status"]
-            finished = status in TERMINAL
-            if status != sent_status and not finished:
-                yield event("status", resource(job))
-                sent_status, last_write = status, time.monotonic()
-            wait = notifier.recheck
-            due = last_progress + settings.interval - time.monotonic()
-            if finished or (due <= 0 and job["progress"]["step"] > next_step):
-                page = store.history(job_id, next_step, settings.page, tenant=tenant)
-                if page is None:
-                    return
-                if page["step"]:
-                    steps = {name: page[name] for name in ("step", "loss", "accuracy")}
-                    yield event("progress", steps, steps["step"][-1])
-                    next_step = steps["step"][-1] + 1
-                    last_progress = last_write = time.monotonic()
-                if page["next_since"] is not None:
-                    continue  # more is stored: send it at once
-                if finished:
-                    yield event("status", resource(job))
-                    return
-            elif job["progress"]["step"] > next_step:
-                wait = due  # steps are waiting for the interval to pass
+            try:
+                texts, wait = _read(store, job_id, tenant, follower, settings)
+            except redis.RedisError:
+                texts, wait = [], notifier.recheck
+            if texts:
+                yield "".join(texts)
+                last_write = time.monotonic()
+            if follower.finished:
+                return
+            if wait == 0:
+                continue
+            wait = min(wait, notifier.recheck)
             silence = time.monotonic() - last_write
             if silence >= settings.heartbeat:
                 yield ": keepalive\n\n"
                 last_write, silence = time.monotonic(), 0.0
             changed.wait(max(0.0, min(wait, settings.heartbeat - silence)))
             changed.clear()
+
+
+def _read(
+    store: JobStore, job_id: str, tenant: str, follower: _Follower, settings: StreamSettings
+) -> tuple[list[str], float]:
+    """The events to send now, and how long to wait before reading again (0: at once,
+    more is stored). Sets `follower.finished` when the stream must end."""
+    job = store.get_job(job_id, tenant=tenant)
+    if job is None:  # deleted (or expired) meanwhile
+        follower.finished = True
+        return [], 0
+    texts, status = [], job["status"]
+    finished = status in TERMINAL
+    if status != follower.sent_status and not finished:
+        texts.append(event("status", follower.resource(job)))
+        follower.sent_status = status
+    stored = job["progress"]["step"] > follower.next_step
+    due = follower.last_progress + settings.interval - time.monotonic()
+    if not finished and not (stored and due <= 0):
+        return texts, due if stored else float("inf")
+    page = store.history(job_id, follower.next_step, settings.page, tenant=tenant)
+    if page is None:
+        follower.finished = True
+        return texts, 0
+    if page["step"]:
+        steps = {name: page[name] for name in ("step", "loss", "accuracy")}
+        texts.append(event("progress", steps, steps["step"][-1]))
+        follower.next_step = steps["step"][-1] + 1
+        follower.last_progress = time.monotonic()
+    if page["next_since"] is not None:
+        return texts, 0  # more is stored: send it at once
+    if finished:
+        texts.append(event("status", follower.resource(job)))
+        follower.finished = True
+    return texts, float("inf")

@@ -29,6 +29,10 @@ now and then: the connection's health check)."""
 MAX_BACKOFF = 5.0
 """Seconds at most between two tries to subscribe again while Redis is unreachable."""
 
+IDLE_EXIT = 60.0
+"""Seconds without a waiter after which the subscriber unsubscribes and ends (the next
+waiter starts it again)."""
+
 
 class Notifier:
     """Waiters per changed id, woken by one subscriber per process."""
@@ -57,9 +61,9 @@ class Notifier:
         """An event set whenever `key` (`job:<id>`, `graph:<id>`) may have changed. Watch
         before reading the state, then wait and clear, then read again: a change between
         the read and the wait is never missed."""
-        self._start()
         event = threading.Event()
         with self._lock:
+            self._start()
             self._waiters.setdefault(key, set()).add(event)
         try:
             yield event
@@ -99,17 +103,23 @@ class Notifier:
     # -- the subscriber --------------------------------------------------------------------
 
     def _start(self) -> None:
-        """Start this process's subscriber on first use (after gunicorn forked the worker,
-        so it runs on that process's loop)."""
-        if self._subscriber is not None and self._pid == os.getpid():
-            return
+        """Start this process's subscriber, under the lock, if it is not running (on first
+        use: after gunicorn forked the worker, so it runs on that process's loop)."""
+        if self._subscriber is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._subscriber = threading.Thread(
+                target=self._listen, name="gradserve-notifier", daemon=True
+            )
+            self._subscriber.start()
+
+    def _idle_end(self, idle_since: float) -> bool:
+        """End the subscriber if no one has waited for IDLE_EXIT seconds (under the lock,
+        so a waiter arriving meanwhile starts a new one)."""
         with self._lock:
-            if self._subscriber is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._subscriber = threading.Thread(
-                    target=self._listen, name="gradserve-notifier", daemon=True
-                )
-                self._subscriber.start()
+            if self._waiters or time.monotonic() - idle_since < IDLE_EXIT:
+                return False
+            self._subscriber = None
+            return True
 
     def _wake(self, key: str) -> None:
         with self._lock:
@@ -124,7 +134,7 @@ class Notifier:
             event.set()
 
     def _listen(self) -> None:
-        backoff = 0.1
+        backoff, idle_since = 0.1, time.monotonic()
         while True:
             pubsub = None
             try:
@@ -138,11 +148,18 @@ class Notifier:
                     message = pubsub.get_message(timeout=LISTEN_TIMEOUT)
                     if message is not None and message["type"] == "message":
                         self._wake(message["data"].decode())
+                    if self._waiters:
+                        idle_since = time.monotonic()
+                    elif self._idle_end(idle_since):
+                        self.connected.clear()
+                        return
             except (redis.RedisError, OSError) as error:
                 if self.connected.is_set():
                     log.warning("notifier: subscription lost (%s); subscribing again", error)
                 self.connected.clear()
                 self._wake_all()
+                if self._idle_end(idle_since):
+                    return
             finally:
                 if pubsub is not None:
                     try:

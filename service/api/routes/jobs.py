@@ -9,7 +9,7 @@ from typing import Any
 from flask import Response, current_app, request
 from flask.views import MethodView
 
-from engine.spec import normalize_spec
+from engine.spec import MAX_METADATA_KEY, MAX_METADATA_PAIRS, normalize_spec
 from schemas import (
     HistoryArgsSchema,
     HistorySchema,
@@ -102,18 +102,44 @@ def waited(job: dict, headers: dict[str, str]) -> dict:
         return latest or job  # deleted meanwhile: as it was
 
 
+def metadata_filters() -> list[tuple[str, str]]:
+    """The `metadata.KEY=VALUE` pairs of the query (each must hold; a key given twice with
+    two values matches nothing)."""
+    pairs = []
+    for name in request.args:
+        if not name.startswith("metadata."):
+            continue
+        key = name.removeprefix("metadata.")
+        if not 1 <= len(key) <= MAX_METADATA_KEY:
+            raise InvalidParameter(name, f"a metadata key is 1 to {MAX_METADATA_KEY} characters")
+        pairs += [(key, value) for value in request.args.getlist(name)]
+    if len(pairs) > MAX_METADATA_PAIRS:
+        raise InvalidParameter("metadata", f"at most {MAX_METADATA_PAIRS} filters")
+    return pairs
+
+
 @blp.route("")
 class Jobs(MethodView):
     @blp.arguments(JobListArgsSchema, location="query")
     @blp.response(200, JobListSchema)
     def get(self, args: dict) -> dict:
-        """Your jobs, newest first, a page at a time: follow `next_cursor` until it is null."""
+        """Your jobs, newest first, a page at a time: follow `next_cursor` until it is null.
+
+        `metadata.KEY=VALUE` (any number, all must hold; with `status` too) lists only the
+        jobs whose metadata carries them. Such a page looks at 1,000 jobs at most
+        (LIST_SCAN_LIMIT), so it may hold fewer than `limit`, even none, with a
+        `next_cursor` to go on: follow it until it is null."""
         config = current_app.config
         limit = args.get("limit", config["PAGE_SIZE"])
         if not 1 <= limit <= config["MAX_PAGE_SIZE"]:
             raise InvalidParameter("limit", f"must be from 1 to {config['MAX_PAGE_SIZE']}")
         items, next_cursor = services().store.list_jobs(
-            limit, args.get("cursor"), args.get("status"), tenant=tenant()
+            limit,
+            args.get("cursor"),
+            args.get("status"),
+            tenant=tenant(),
+            metadata=metadata_filters(),
+            scan=config["LIST_SCAN_LIMIT"],
         )
         return {"items": items, "next_cursor": next_cursor}
 
