@@ -125,9 +125,10 @@ def test_the_key_comes_from_var_api_key_without_the_variable(env, tmp_path):
 def test_submit_wait_draws_progress_and_prints_the_finished_job(env, tmp_path, api):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(small_spec(steps=2000)))
-    run = gradserve(env, "submit", spec, "--wait")
+    run = gradserve(env, "submit", spec, "--wait", "--metadata", "run=cli-wait")
     job = json.loads(ok(run))
     assert job["status"] == "succeeded" and job["model_id"]
+    assert job["metadata"] == {"run": "cli-wait"}
     assert run.stderr.startswith(f"gradserve: job {job['id']} queued")
     bars = run.stderr.replace("\r", "\n").splitlines()
     final = [line for line in bars if "2000/2000" in line]
@@ -135,6 +136,12 @@ def test_submit_wait_draws_progress_and_prints_the_finished_job(env, tmp_path, a
     last_loss = api.get(f"/v1/jobs/{job['id']}/history?since=1999").json()["loss"][-1]
     assert f"loss={last_loss:.4g}" in final[-1]
     assert len({line for line in bars if "/2000" in line}) > 1  # drawn as it went
+    listed = json.loads(ok(gradserve(env, "jobs", "list", "--metadata", "run=cli-wait", "--all")))
+    assert [j["id"] for j in listed] == [job["id"]]
+    succeeded = gradserve(
+        env, "jobs", "list", "--status", "succeeded", "--metadata", "run=cli-wait"
+    )
+    assert [j["id"] for j in json.loads(ok(succeeded))["items"]] == [job["id"]]
 
 
 def test_submit_wait_of_a_job_that_fails_exits_4_with_its_problem(env, tmp_path):

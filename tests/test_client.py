@@ -305,3 +305,15 @@ def test_wait_is_held_by_the_server_not_polled(gs):
     assert all(r.request.headers["Prefer"].startswith("wait=") for r in gets)
     assert gets[-1].headers["Preference-Applied"].startswith("wait=")
     assert len(gets) <= 3  # one held request, not a poll every few milliseconds
+
+
+def test_list_filters_by_metadata_and_status(gs):
+    tagged = gs.jobs.create(small_spec(metadata={"team": "vision", "run": "client-filter"}))
+    gs.jobs.create(small_spec(metadata={"team": "audio", "run": "client-filter"}))
+    found = list(gs.jobs.list_all(metadata={"team": "vision", "run": "client-filter"}))
+    assert [job["id"] for job in found] == [tagged["id"]]
+    assert found[0]["metadata"] == {"team": "vision", "run": "client-filter"}
+    gs.jobs.wait(tagged["id"], timeout=60)
+    both = list(gs.jobs.list_all(metadata={"run": "client-filter"}, status="succeeded", limit=1))
+    assert tagged["id"] in {job["id"] for job in both}
+    assert all(job["status"] == "succeeded" for job in both)
