@@ -13,10 +13,10 @@ help:  ## list the targets
 
 install: $(VENV)/.installed  ## create .venv/ with everything the project needs
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test]" -e ./client  # the client gives .venv/bin/gradserve
 	touch $@
 
 run: install  ## the whole stack on 127.0.0.1:$PORT (private Redis, API, workers); Ctrl-C stops it

@@ -32,11 +32,14 @@ FIELDS = (
     "engine",
     "timeout",
     "webhook",
+    "metadata",
 )
 WEBHOOK_EVENTS = ("start", "progress", "completed")
 """What a job's webhook may ask for; `completed` (succeeded, failed or cancelled) always
 comes."""
 MAX_URL_LENGTH = 2048
+MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
+"""A job's metadata: string pairs the client attaches (never read in training)."""
 MAX_SEED = 2**63 - 1
 MAX_ERRORS = 20  # a malformed data set of 100,000 rows still gets a readable answer
 HIDDEN_LAYERS = [16, 16]
@@ -205,6 +208,7 @@ def normalize_spec(spec, limits=None):
     if spec.get("timeout") is not None:
         timeout = check.integer(spec, "timeout", "timeout", None, 1, limits.get("max_timeout"))
     webhook = _webhook(check, spec) if spec.get("webhook") is not None else None
+    metadata = _metadata(check, spec["metadata"]) if "metadata" in spec else None
     if check.errors:
         raise SpecError(check.errors)
     return {
@@ -219,7 +223,26 @@ def normalize_spec(spec, limits=None):
         "engine": engine,
         "timeout": timeout,
         **({} if webhook is None else {"webhook": webhook}),
+        **({} if metadata is None else {"metadata": metadata}),
     }
+
+
+def _metadata(check, value):
+    """Up to MAX_METADATA_PAIRS pairs of strings: keys of 1 to 64 characters, values of at
+    most 512; each bad pair named `metadata/<key>`."""
+    if not isinstance(value, dict):
+        check.fail("metadata", "must be an object of string keys and string values")
+        return None
+    if len(value) > MAX_METADATA_PAIRS:
+        check.fail("metadata", f"at most {MAX_METADATA_PAIRS} pairs, not {len(value)}")
+    for key, text in value.items():
+        if not 1 <= len(key) <= MAX_METADATA_KEY:
+            check.fail(f"metadata/{key}", f"a key must be 1 to {MAX_METADATA_KEY} characters")
+        elif not isinstance(text, str) or len(text) > MAX_METADATA_VALUE:
+            check.fail(
+                f"metadata/{key}", f"must be a string of at most {MAX_METADATA_VALUE} characters"
+            )
+    return dict(value)
 
 
 def _within_budget(check, limits, parameters, shape, batch_size, steps, engine):

@@ -2,6 +2,7 @@
 describe the API in its OpenAPI document. No Flask, no Redis."""
 
 from .graph import GraphResourceSchema, GraphResultSchema, GraphSchema, NodeSchema
+from .health import HealthSchema, ReadinessSchema
 from .history import HistoryArgsSchema, HistorySchema
 from .job import (
     JOB_STATUSES,
@@ -25,6 +26,7 @@ __all__ = [
     "GraphResourceSchema",
     "GraphResultSchema",
     "GraphSchema",
+    "HealthSchema",
     "HistoryArgsSchema",
     "HistorySchema",
     "InlineDataSchema",
@@ -39,6 +41,7 @@ __all__ = [
     "PredictRequestSchema",
     "PredictResponseSchema",
     "ProblemSchema",
+    "ReadinessSchema",
     "WebhookDeliveryListSchema",
     "WebhookSecretSchema",
 ]

@@ -5,7 +5,9 @@ one authority on values (ranges, choices, limits, defaults), so the ranges and c
 below are documentation (OpenAPI metadata) and never a second, diverging rule: the choices
 and defaults are read from the engine."""
 
-from marshmallow import RAISE, Schema, fields, validate
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, pre_load, validate
 
 from engine.data import DATASETS
 from engine.losses import LOSSES
@@ -14,6 +16,9 @@ from engine.spec import (
     BLOBS_CLASSES,
     DEMO_SPEC,
     ENGINES,
+    MAX_METADATA_KEY,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE,
     MAX_URL_LENGTH,
     OPTIMIZER_DEFAULTS,
     WEBHOOK_EVENTS,
@@ -23,6 +28,15 @@ from .fields import BulkList, Integer, Number
 from .problem import ProblemSchema
 
 JOB_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
+METADATA = {
+    "type": "object",
+    "maxProperties": MAX_METADATA_PAIRS,
+    "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY},
+    "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE},
+    "description": f"Up to {MAX_METADATA_PAIRS} string pairs of your own (keys of 1 to "
+    f"{MAX_METADATA_KEY} characters, values of at most {MAX_METADATA_VALUE}); "
+    "GET /v1/jobs?metadata.KEY=VALUE finds the jobs that carry them.",
+}
 DEMO_MODEL, DEMO_DATASET = DEMO_SPEC["model"], DEMO_SPEC["dataset"]
 
 
@@ -149,6 +163,7 @@ class JobSpecSchema(Schema):
         },
     )
     webhook = fields.Nested(WebhookSpecSchema, allow_none=True)
+    metadata = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata=METADATA)
 
 
 class DataSummarySchema(Schema):
@@ -167,7 +182,11 @@ class DataSummarySchema(Schema):
 
 
 class JobResourceSpecSchema(JobSpecSchema):
-    """A job's spec as the job resource shows it: defaults filled, inline data summarised."""
+    """A job's spec as the job resource shows it: defaults filled, inline data summarised
+    (its metadata is the resource's own field)."""
+
+    class Meta(JobSpecSchema.Meta):
+        exclude = ("metadata",)
 
     data = fields.Nested(
         DataSummarySchema,
@@ -201,6 +220,9 @@ class JobSchema(Schema):
     )
     model_id = fields.String(dump_only=True, allow_none=True)
     error = fields.Nested(ProblemSchema, dump_only=True, allow_none=True)
+    metadata = fields.Dict(
+        keys=fields.String(), values=fields.String(), dump_only=True, metadata=METADATA
+    )
     spec = fields.Nested(
         JobResourceSpecSchema,
         dump_only=True,
@@ -224,3 +246,8 @@ class JobListArgsSchema(Schema):
     limit = fields.Integer(metadata={"minimum": 1, "description": "Jobs per page."})
     cursor = fields.String(metadata={"description": "`next_cursor` of the previous page."})
     status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+
+    @pre_load
+    def _without_metadata_filters(self, data: Any, **kwargs: Any) -> Any:
+        """`metadata.KEY=VALUE` filters are read by the route (their names are the client's)."""
+        return {key: data[key] for key in data if not key.startswith("metadata.")}

@@ -32,10 +32,25 @@ class PredictRequestSchema(Schema):
     x = BulkList(fields.List(Number()), required=True, metadata={"minItems": 1})
 
 
+def _one_or_many(description: str) -> dict:
+    """A list with a number per row (one output) or a list of numbers per row (several)."""
+    numbers = {"type": "array", "items": {"type": "number"}}
+    rows = {"type": "array", "items": numbers}
+    return {"oneOf": [numbers, rows], "description": description}
+
+
 class PredictResponseSchema(Schema):
-    y = BulkList(fields.Raw(), dump_only=True, metadata={"description": "One output per row."})
-    probabilities = BulkList(
-        fields.List(fields.Float()),
+    y = fields.Raw(
         dump_only=True,
-        metadata={"description": "ce only: class probabilities per row."},
+        metadata=_one_or_many(
+            "The network's outputs: a number per row for a model with one output, a list "
+            "of numbers per row for a model with several."
+        ),
+    )
+    probabilities = fields.Raw(
+        dump_only=True,
+        metadata=_one_or_many(
+            "bce: the probability of class 1 per row (a number each); ce: the class "
+            "probabilities per row (a list each). Absent for hinge and mse."
+        ),
     )

@@ -290,6 +290,8 @@ def test_example_client(stack, api, command):
     assert graph["dg/db"] == pytest.approx(MICROGRAD_FIGURES["b"], abs=1e-4)
     assert job["status"] == "succeeded" and job["steps"] == 100 and job["accuracy"] >= 0.97
     assert len(job["y"]) == 2
+    if command[0] == "node":  # followed on its events stream: the last step's progress line
+        assert "step 100/100 loss" in run.stderr
 
 
 def test_make_run_supervises_and_picks_jobs_up_again(tmp_path):

@@ -21,6 +21,7 @@ import requests
 
 from service.api import create_app
 from service.stack import redis_server
+from service.store import Keys
 
 from .service_helpers import ApiSession, client_with, long_spec, small_spec, wait_until
 
@@ -295,6 +296,24 @@ def test_the_rate_limiter_counts_in_the_bundled_redis_as_the_apps_user(first):
     app = create_app({"REDIS_URL": first.redis_url, "RATE_LIMIT": "2/minute"})
     client = client_with(app, first.api_key)
     assert [client.get("/v1/jobs").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_the_apps_user_may_publish_and_subscribe_the_changes_channel(first):
+    """The notifier's channel under the bundled Redis's ACL: a job submitted with `Prefer:
+    wait` over HTTP is answered finished (the API's subscriber heard the worker's PUBLISH)."""
+    with first.api as api:
+        response = api.post(
+            "/v1/jobs", json={"steps": 5}, headers={"Prefer": "wait=30"}, timeout=60
+        )
+    assert response.json()["status"] == "succeeded", response.text
+    assert response.headers["Preference-Applied"] == "wait=30"
+    app = redis.Redis.from_url(first.redis_url)
+    pubsub = app.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(Keys().changes_channel())
+    receivers = app.publish(Keys().changes_channel(), "job:x")
+    assert receivers >= 2, "this subscriber and the API process's notifier"
+    assert wait_until(lambda: pubsub.get_message(timeout=1))["data"] == b"job:x"
+    pubsub.close()
 
 
 def test_the_admin_user_may_and_the_server_is_durable(first):

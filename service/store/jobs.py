@@ -112,6 +112,8 @@ class JobStore:
         WATCH of its two indexes, so submissions at the same moment never overshoot it.
         """
         job_id, created = new_id(), time.time_ns() // 1000
+        spec = dict(spec)
+        metadata = spec.pop("metadata", None) or {}  # the job's own field, not training's
         inline = None
         if "data" in spec:
             inline = canonical(spec["data"] if data is None else data)
@@ -126,9 +128,10 @@ class JobStore:
             "metrics": {"loss": None, "accuracy": None},
             "model_id": None,
             "error": None,
+            "metadata": metadata,
             "spec": spec,
         }
-        fields = {name: dumps(record[name]) for name in JSON_FIELDS}
+        fields = {name: dumps(record[name]) for name in (*JSON_FIELDS, "metadata")}
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -208,46 +211,91 @@ class JobStore:
         job = {"id": raw[b"id"].decode(), "status": raw[b"status"].decode()}
         job.update((name, json.loads(raw[name.encode()])) for name in JSON_FIELDS)
         job["attempt"] = int(raw[b"attempt"])
+        job["metadata"] = json.loads(raw.get(b"metadata", b"{}"))  # none before metadata
         data = job["spec"].get("data")
         if data is not None and "x" in data:  # a record from before data had its own key
             job["spec"]["data"] = summary(data, canonical(data))
         return job
 
     def list_jobs(
-        self, limit: int, cursor: str | None = None, status: str | None = None, *, tenant: str
+        self,
+        limit: int,
+        cursor: str | None = None,
+        status: str | None = None,
+        *,
+        tenant: str,
+        metadata: list[tuple[str, str]] | None = None,
+        scan: int = settings.LIST_SCAN_LIMIT,
     ) -> tuple[list[Json], str | None]:
         """A page of `tenant`'s jobs, newest first, and the cursor of the next page (None at
         the end).
 
         The cursor is the (creation time, id) of the page's last job: the next page starts
-        right after it even as newer jobs arrive."""
+        right after it even as newer jobs arrive.
+
+        With `metadata` (key, value) pairs, only the jobs whose metadata has them all; the
+        page then looks at `scan` jobs at most, and may hold fewer than `limit` (even none)
+        with a cursor to go on from where it stopped."""
         index = self.keys.tenant_jobs(tenant, status)
-        entries: list[tuple[bytes, float]] = []
-        if cursor is None:
-            entries = self.redis.zrevrange(index, 0, limit, withscores=True)
+        if metadata:
+            page, next_entry = self._filtered(index, limit, cursor, status, metadata, scan)
         else:
-            score, after = decode_cursor(cursor)
-            # Ties in score are ordered by id, descending, as ZREVRANGE gives them.
-            ties = self.redis.zrangebyscore(index, score, score, withscores=True)
-            entries = sorted((e for e in ties if e[0].decode() < after), reverse=True)
-            if len(entries) <= limit:
-                entries += self.redis.zrevrangebyscore(
-                    index,
-                    f"({score}",
-                    "-inf",
-                    start=0,
-                    num=limit + 1 - len(entries),
-                    withscores=True,
-                )
-        page, more = entries[:limit], len(entries) > limit
+            entries = self._entries_after(index, cursor, limit + 1)
+            page, more = entries[:limit], len(entries) > limit
+            next_entry = page[-1] if page and more else None
         with self.redis.pipeline(transaction=False) as pipe:
             for member, _ in page:
                 pipe.hgetall(self.keys.job(member.decode()))
             found = (self._decode_job(raw, tenant) for raw in pipe.execute())
         # A job may have moved on (or out of `status`) since the index was read.
         jobs = [job for job in found if job and (status is None or job["status"] == status)]
-        last = page[-1] if page and more else None
-        return jobs, (encode_cursor(last[1], last[0].decode()) if last else None)
+        cursor = encode_cursor(next_entry[1], next_entry[0].decode()) if next_entry else None
+        return jobs, cursor
+
+    def _entries_after(
+        self, index: str, cursor: str | None, count: int
+    ) -> list[tuple[bytes, float]]:
+        """Up to `count` (id, score) of an index, newest first, after `cursor`."""
+        if cursor is None:
+            return self.redis.zrevrange(index, 0, count - 1, withscores=True)
+        score, after = decode_cursor(cursor)
+        # Ties in score are ordered by id, descending, as ZREVRANGE gives them.
+        ties = self.redis.zrangebyscore(index, score, score, withscores=True)
+        entries = sorted((e for e in ties if e[0].decode() < after), reverse=True)[:count]
+        if len(entries) < count:
+            entries += self.redis.zrevrangebyscore(
+                index, f"({score}", "-inf", start=0, num=count - len(entries), withscores=True
+            )
+        return entries
+
+    def _filtered(
+        self,
+        index: str,
+        limit: int,
+        cursor: str | None,
+        status: str | None,
+        metadata: list[tuple[str, str]],
+        scan: int,
+    ) -> tuple[list[tuple[bytes, float]], tuple[bytes, float] | None]:
+        """The entries of a page of jobs carrying every (key, value) of `metadata`, from at
+        most `scan` entries after `cursor`; and the entry the next page starts after (None:
+        the index ends here)."""
+        entries = self._entries_after(index, cursor, scan + 1)
+        looked, more = entries[:scan], len(entries) > scan
+        with self.redis.pipeline(transaction=False) as pipe:
+            for member, _ in looked:
+                pipe.hmget(self.keys.job(member.decode()), "status", "metadata")
+            fields = pipe.execute()
+        matches = []
+        for entry, (current, stored) in zip(looked, fields, strict=True):
+            if current is None or (status is not None and current.decode() != status):
+                continue
+            carried = json.loads(stored) if stored else {}
+            if all(carried.get(key) == value for key, value in metadata):
+                matches.append(entry)
+                if len(matches) > limit:
+                    return matches[:limit], matches[limit - 1]
+        return matches, (looked[-1] if more and looked else None)
 
     def cancel(self, job_id: str, *, tenant: str) -> tuple[bool, str]:
         """Queued or running -> cancelled (a running worker hears of it at its next step):
@@ -331,7 +379,7 @@ class JobStore:
         False: no such job of `tenant`'s."""
         if not ID_PATTERN.fullmatch(job_id):
             return False
-        args = [job_id, self.keys.cancel_channel(job_id), tenant]
+        args = [job_id, self.keys.cancel_channel(job_id), tenant, self.keys.changes_channel()]
         with refused_when_full():
             return bool(self.scripts.delete(keys=self.job_keys(job_id), args=args))
 
@@ -372,7 +420,7 @@ class JobStore:
         only queued: (True, '')."""
         keys = self.job_keys(job_id, change.model["id"] if change.model else "-")
         args = change.script_args(job_id, self.keys.cancel_channel(job_id))
-        args.append(str(self.retention_ms))
+        args += [str(self.retention_ms), self.keys.changes_channel()]
         if client is not None:
             self.scripts.update(keys=keys, args=args, client=client)
             return True, ""
@@ -400,7 +448,15 @@ class JobStore:
         with refused_when_full():
             reply = self.scripts.start(
                 keys=self.job_keys(job_id),
-                args=[job_id, ticket or "", token, int(lease_ttl * 1000), owner, dumps(now())],
+                args=[
+                    job_id,
+                    ticket or "",
+                    token,
+                    int(lease_ttl * 1000),
+                    owner,
+                    dumps(now()),
+                    self.keys.changes_channel(),
+                ],
             )
         if not reply[0]:
             return None

@@ -10,12 +10,14 @@ from engine.value import paused_gc
 from schemas import GraphResourceSchema, GraphSchema
 
 from ...errors import GraphNotEvaluated, NotFound
+from ...store.keys import Keys
 from ...store.queue import graph_enqueuer
 from ...strictjson import dumps, loads
 from ..auth import tenant
 from ..concurrency import run_cpu_bound
 from ..extensions import services
 from ..negotiation import negotiate
+from ..prefer import applied, prefers_async, wait_until_finished, waiting
 from ..smorest import Blueprint
 
 blp = Blueprint(
@@ -70,13 +72,40 @@ def drawn(document: bytes, result_json: bytes) -> str:
         return to_dot(loads(document), loads(result_json))
 
 
-def prefers_async() -> bool:
-    """Does the request carry the `respond-async` preference (RFC 7240)?"""
-    preferences = ",".join(request.headers.getlist("Prefer"))
-    return any(
-        p.split(";")[0].split("=")[0].strip().lower() == "respond-async"
-        for p in preferences.split(",")
+FINISHED = ("succeeded", "failed")
+PREFER = {
+    "in": "header",
+    "name": "Prefer",
+    "schema": {"type": "string"},
+    "description": "`respond-async` queues the graph (202). `wait=N` (RFC 7240; at most "
+    "MAX_WAIT, 60 s unless configured) holds the answer of a queued graph up to N seconds "
+    "until it is evaluated: 201 with its result (or its error) if it finished by then, else "
+    "202. Together, `respond-async, wait=N` queues any graph and answers within N seconds, "
+    "as RFC 7240 describes. `Preference-Applied` lists what was honoured.",
+}
+PREFER_WAIT = {
+    "in": "header",
+    "name": "Prefer",
+    "schema": {"type": "string"},
+    "description": "`wait=N` (RFC 7240; at most MAX_WAIT, 60 s unless configured): hold "
+    "the answer up to N seconds until the graph is evaluated; `Preference-Applied: wait=N` "
+    "says it was honoured.",
+}
+Found = tuple[str, bytes | None, dict | None]
+
+
+def waited(graph_id: str, found: Found, seconds: int) -> Found:
+    """The graph once it has been evaluated (or failed), or as it is after `seconds`."""
+    if found[0] in FINISHED:
+        return found
+    graphs, owner = services().graphs, tenant()
+    latest = wait_until_finished(
+        Keys.changed_graph(graph_id),
+        lambda: graphs.get(graph_id, tenant=owner),
+        lambda now: now[0] in FINISHED,
+        seconds,
     )
+    return latest or found  # expired meanwhile: as it was
 
 
 def graph_body(
@@ -109,38 +138,33 @@ class Graphs(MethodView):
     @blp.alt_response(400, response="BAD_REQUEST")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-    @blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": "Prefer",
-                "schema": {"type": "string"},
-                "description": "`respond-async` queues the graph (202).",
-            }
-        ]
-    )
+    @blp.doc(parameters=[PREFER])
     def post(self, document: dict) -> Response:
         """Evaluate a graph: small ones in the request, large ones on a worker."""
         config, graphs = current_app.config, services().graphs
         body = request.get_data(cache=True)  # stored as it came, to be evaluated and drawn
         parsed = run_cpu_bound(len(body), parse, document, config["MAX_GRAPH_NODES"])
-        wants_async = prefers_async()
+        wants_async, honoured = prefers_async(), []
         if wants_async or len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
             graph_id = graphs.queue(
                 body, config["GRAPH_TTL"], graph_enqueuer(services().queue), tenant=tenant()
             )
-            response = graph_body(graph_id, "queued")
-            response.status_code = 202
             if wants_async:
-                response.headers["Preference-Applied"] = "respond-async"
+                honoured.append("respond-async")
+            found: Found = ("queued", None, None)
+            with waiting() as seconds:
+                if seconds is not None:
+                    found = waited(graph_id, found, seconds)
+                    honoured.append(f"wait={seconds}")
+            response = graph_body(graph_id, *found)
+            response.status_code = 201 if found[0] in FINISHED else 202
         else:
             result_json = run_cpu_bound(len(body), evaluated, parsed)
             graph_id = graphs.save_result(result_json, config["GRAPH_TTL"], body, tenant=tenant())
             response = graph_body(graph_id, "succeeded", result_json)
             response.status_code = 201
         response.headers["Location"] = f"/v1/graphs/{graph_id}"
-        response.headers["Vary"] = "Prefer"
-        return response
+        return applied(response, *honoured)
 
 
 @blp.route("/<graph_id>")
@@ -152,7 +176,7 @@ class Graph(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(406, response="NOT_ACCEPTABLE")
     @blp.alt_response(409, response="CONFLICT")
-    @blp.doc(parameters=[ACCEPT])
+    @blp.doc(parameters=[ACCEPT, PREFER_WAIT])
     def get(self, graph_id: str) -> Response:
         """A graph evaluation, or its picture as DOT.
 
@@ -165,6 +189,11 @@ class Graph(MethodView):
         found = graphs.get(graph_id, tenant=tenant())
         if found is None:
             raise NotFound("graph", graph_id)
+        honoured = []
+        with waiting() as seconds:
+            if seconds is not None:
+                found = waited(graph_id, found, seconds)
+                honoured.append(f"wait={seconds}")
         status, result_json, error = found
         if representation == JSON:
             response = graph_body(graph_id, status, result_json, error)
@@ -175,4 +204,4 @@ class Graph(MethodView):
             weight = len(document) + len(result_json)
             response = Response(run_cpu_bound(weight, drawn, document, result_json), mimetype=DOT)
         response.vary.add("Accept")
-        return response
+        return applied(response, *honoured)

@@ -3,6 +3,8 @@
 import redis
 from flask.views import MethodView
 
+from schemas import HealthSchema, ReadinessSchema
+
 from ... import problems
 from ..boundary import problem_response, retry_after
 from ..extensions import services
@@ -13,14 +15,14 @@ blp = Blueprint("health", __name__, description="Liveness (no Redis) and readine
 
 @blp.route("/healthz")
 class Liveness(MethodView):
-    @blp.response(200, description="The process serves requests.")
+    @blp.response(200, HealthSchema, description="The process serves requests.")
     def get(self) -> dict[str, str]:
         return {"status": "ok"}
 
 
 @blp.route("/readyz")
 class Readiness(MethodView):
-    @blp.response(200, description="Redis answers.")
+    @blp.response(200, ReadinessSchema, description="Redis answers.")
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def get(self) -> object:
         try:

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Response, current_app, request
 from flask.views import MethodView
 
-from engine.spec import normalize_spec
+from engine.spec import MAX_METADATA_KEY, MAX_METADATA_PAIRS, normalize_spec
 from schemas import (
     HistoryArgsSchema,
     HistorySchema,
@@ -21,10 +21,13 @@ from schemas import (
 )
 
 from ...config import limits
-from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound
+from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound, TooManyStreams
+from ...store.keys import Keys
 from ...store.queue import training_enqueuer
 from ..auth import tenant
+from ..events import TERMINAL, StreamSettings, job_events
 from ..extensions import services
+from ..prefer import wait_until_finished, waiting
 from ..smorest import Blueprint
 from .webhooks import refuse_unsafe_webhook
 
@@ -70,18 +73,74 @@ def existing_job(job_id: str) -> dict:
     return job
 
 
+PREFER_WAIT = {
+    "in": "header",
+    "name": "Prefer",
+    "schema": {"type": "string"},
+    "description": "`wait=N` (RFC 7240): hold the answer up to N seconds (at most MAX_WAIT, "
+    "60 unless configured) until the job has finished, then answer with its state then; "
+    "`Preference-Applied: wait=N` says it was honoured.",
+}
+
+
+def waited(job: dict, headers: dict[str, str]) -> dict:
+    """The job once it has finished, or after `Prefer: wait=N` seconds (at once without
+    one); the headers say whether the wait was honoured."""
+    headers["Vary"] = "Prefer"
+    with waiting() as seconds:
+        if seconds is None:
+            return job
+        headers["Preference-Applied"] = f"wait={seconds}"
+        if job["status"] in TERMINAL:
+            return job
+        store, owner = services().store, tenant()
+        latest = wait_until_finished(
+            Keys.changed_job(job["id"]),
+            lambda: store.get_job(job["id"], tenant=owner),
+            lambda found: found["status"] in TERMINAL,
+            seconds,
+        )
+        return latest or job  # deleted meanwhile: as it was
+
+
+def metadata_filters() -> list[tuple[str, str]]:
+    """The `metadata.KEY=VALUE` pairs of the query (each must hold; a key given twice with
+    two values matches nothing)."""
+    pairs = []
+    for name in request.args:
+        if not name.startswith("metadata."):
+            continue
+        key = name.removeprefix("metadata.")
+        if not 1 <= len(key) <= MAX_METADATA_KEY:
+            raise InvalidParameter(name, f"a metadata key is 1 to {MAX_METADATA_KEY} characters")
+        pairs += [(key, value) for value in request.args.getlist(name)]
+    if len(pairs) > MAX_METADATA_PAIRS:
+        raise InvalidParameter("metadata", f"at most {MAX_METADATA_PAIRS} filters")
+    return pairs
+
+
 @blp.route("")
 class Jobs(MethodView):
     @blp.arguments(JobListArgsSchema, location="query")
     @blp.response(200, JobListSchema)
     def get(self, args: dict) -> dict:
-        """Your jobs, newest first, a page at a time: follow `next_cursor` until it is null."""
+        """Your jobs, newest first, a page at a time: follow `next_cursor` until it is null.
+
+        `metadata.KEY=VALUE` (any number, all must hold; with `status` too) lists only the
+        jobs whose metadata carries them. Such a page looks at 1,000 jobs at most
+        (LIST_SCAN_LIMIT), so it may hold fewer than `limit`, even none, with a
+        `next_cursor` to go on: follow it until it is null."""
         config = current_app.config
         limit = args.get("limit", config["PAGE_SIZE"])
         if not 1 <= limit <= config["MAX_PAGE_SIZE"]:
             raise InvalidParameter("limit", f"must be from 1 to {config['MAX_PAGE_SIZE']}")
         items, next_cursor = services().store.list_jobs(
-            limit, args.get("cursor"), args.get("status"), tenant=tenant()
+            limit,
+            args.get("cursor"),
+            args.get("status"),
+            tenant=tenant(),
+            metadata=metadata_filters(),
+            scan=config["LIST_SCAN_LIMIT"],
         )
         return {"items": items, "next_cursor": next_cursor}
 
@@ -98,13 +157,14 @@ class Jobs(MethodView):
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     @blp.doc(
         parameters=[
+            PREFER_WAIT,
             {
                 "in": "header",
                 "name": "Idempotency-Key",
                 "schema": {"type": "string"},
                 "description": "Submit at most once: the same key and body give "
                 "the same job; the same key with another body is a 422.",
-            }
+            },
         ]
     )
     def post(self, body: dict) -> tuple[dict, int, dict]:
@@ -122,16 +182,18 @@ class Jobs(MethodView):
         headers = {"Location": f"/v1/jobs/{job['id']}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
-        return job, 202, headers
+        return waited(job, headers), 202, headers
 
 
 @blp.route("/<job_id>")
 class Job(MethodView):
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, job_id: str) -> dict:
+    @blp.doc(parameters=[PREFER_WAIT])
+    def get(self, job_id: str) -> tuple[dict, int, dict]:
         """A job: its status, progress, latest metrics, and model or error when done."""
-        return existing_job(job_id)
+        headers: dict[str, str] = {}
+        return waited(existing_job(job_id), headers), 200, headers
 
     @blp.response(204, description="Deleted (a queued or running job is cancelled first).")
     @blp.alt_response(404, response="NOT_FOUND")
@@ -165,6 +227,74 @@ class History(MethodView):
             query = f"since={page['next_since']}&limit={limit}"
             headers["Link"] = f'</v1/jobs/{job_id}/history?{query}>; rel="next"'
         return page, 200, headers
+
+
+EVENTS_DESCRIPTION = """Server-Sent Events (`text/event-stream`), e.g.
+
+```
+retry: 2000
+
+event: status
+data: {"id": "...", "status": "running", "progress": {"step": 0, "steps": 100}, ...}
+
+id: 41
+event: progress
+data: {"step": [0, 1, ..., 41], "loss": [...], "accuracy": [...]}
+
+event: status
+data: {"id": "...", "status": "succeeded", ...}
+```
+
+`status` events carry the job resource and no id; `progress` events the steps since the
+previous one (the history's shape), with the last step as id. The stream ends after the
+terminal status, which always comes last."""
+
+LAST_EVENT_ID = {
+    "in": "header",
+    "name": "Last-Event-ID",
+    "schema": {"type": "string"},
+    "description": "The id of the last event received (a step number): the stream resumes "
+    "at the next step, with no gap and no repeat. Browsers' EventSource sends it by itself "
+    "when it reconnects.",
+}
+
+
+def last_event_id() -> int:
+    """The first step to send: after Last-Event-ID (a step number), else 0."""
+    text = request.headers.get("Last-Event-ID", "").strip()
+    if not text:
+        return 0
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidParameter("Last-Event-ID", "must be the id of an event: a step number")
+    return int(text) + 1
+
+
+@blp.route("/<job_id>/events")
+class Events(MethodView):
+    @blp.response(200, content_type="text/event-stream", description=EVENTS_DESCRIPTION)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(parameters=[LAST_EVENT_ID])
+    def get(self, job_id: str) -> Response:
+        """Follow a job live: its status changes and its steps as they are recorded."""
+        since, config = last_event_id(), current_app.config
+        existing_job(job_id)  # 404 before the stream starts
+        notifier, limit = services().notifier, config["MAX_EVENT_STREAMS"]
+        if not notifier.acquire(limit):
+            raise TooManyStreams(limit)
+        settings = StreamSettings(
+            retry_ms=config["EVENTS_RETRY_MS"],
+            heartbeat=config["EVENTS_HEARTBEAT"],
+            interval=config["EVENTS_INTERVAL"],
+            page=config["HISTORY_PAGE_SIZE"],
+        )
+        stream = job_events(
+            services().store, notifier, job_id, tenant(), since, settings, JobSchema().dump
+        )
+        response = Response(stream, mimetype="text/event-stream")
+        response.call_on_close(notifier.release)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+        return response
 
 
 @blp.route("/<job_id>/data")

@@ -1,0 +1,33 @@
+"""/v1/graphs: forward values and gradients of graph/1 documents."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .transport import Transport
+
+DOT = "text/vnd.graphviz"
+
+
+class Graphs:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def evaluate(
+        self, document: Mapping[str, Any], *, respond_async: bool = False
+    ) -> dict[str, Any]:
+        """Evaluate a graph/1 document: the graph resource, with its `result` when it was
+        computed in the request (status `succeeded`); a large graph, or `respond_async`,
+        is queued (status `queued`: `get` it later)."""
+        headers = {"Prefer": "respond-async"} if respond_async else None
+        return self._t.json("POST", "/v1/graphs", json=dict(document), headers=headers)
+
+    def get(self, graph_id: str) -> dict[str, Any]:
+        return self._t.json("GET", f"/v1/graphs/{graph_id}")
+
+    def dot(self, graph_id: str) -> str:
+        """The evaluated graph drawn as Graphviz DOT text (`dot -Tpng` renders it)."""
+        response = self._t.request("GET", f"/v1/graphs/{graph_id}", headers={"Accept": DOT})
+        response.encoding = "utf-8"
+        return response.text
