@@ -22,6 +22,7 @@ from ..store import JobStore
 from ..store.keys import Keys
 from ..strictjson import dumps
 from .notifier import Notifier
+from .shared_reads import SharedReads
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 Json = dict[str, Any]
@@ -87,12 +88,34 @@ def job_events(
             changed.clear()
 
 
+SHARED = SharedReads()
+"""This process's reads shared by the streams of a job (api/shared_reads.py)."""
+
+
+def _progress(store: JobStore, job_id: str, since: int, page: int, tenant: str) -> Json | None:
+    """The progress event of the steps stored from `since` (at most `page`), read and
+    encoded once for every stream of the job at that step: {"text", "last", "more"}
+    (text None: no steps yet); None if the job is gone."""
+    found = store.history(job_id, since, page, tenant=tenant)
+    if found is None:
+        return None
+    more = found["next_since"] is not None
+    if not found["step"]:
+        return {"text": None, "last": None, "more": more}
+    steps = {name: found[name] for name in ("step", "loss", "accuracy")}
+    last = steps["step"][-1]
+    return {"text": event("progress", steps, last), "last": last, "more": more}
+
+
 def _read(
     store: JobStore, job_id: str, tenant: str, follower: _Follower, settings: StreamSettings
 ) -> tuple[list[str], float]:
     """The events to send now, and how long to wait before reading again (0: at once,
     more is stored). Sets `follower.finished` when the stream must end."""
-    job = store.get_job(job_id, tenant=tenant)
+    woke = time.monotonic()
+    job, read_at = SHARED.read(
+        ("job", job_id, tenant), woke, lambda: store.get_job(job_id, tenant=tenant)
+    )
     if job is None:  # deleted (or expired) meanwhile
         follower.finished = True
         return [], 0
@@ -105,16 +128,20 @@ def _read(
     due = follower.last_progress + settings.interval - time.monotonic()
     if not finished and not (stored and due <= 0):
         return texts, due if stored else float("inf")
-    page = store.history(job_id, follower.next_step, settings.page, tenant=tenant)
-    if page is None:
+    since = follower.next_step
+    progress, _ = SHARED.read(  # read after the job was: a terminal status has every step
+        ("history", job_id, tenant, since),
+        read_at,
+        lambda: _progress(store, job_id, since, settings.page, tenant),
+    )
+    if progress is None:
         follower.finished = True
         return texts, 0
-    if page["step"]:
-        steps = {name: page[name] for name in ("step", "loss", "accuracy")}
-        texts.append(event("progress", steps, steps["step"][-1]))
-        follower.next_step = steps["step"][-1] + 1
+    if progress["text"] is not None:
+        texts.append(progress["text"])
+        follower.next_step = progress["last"] + 1
         follower.last_progress = time.monotonic()
-    if page["next_since"] is not None:
+    if progress["more"]:
         return texts, 0  # more is stored: send it at once
     if finished:
         texts.append(event("status", follower.resource(job)))

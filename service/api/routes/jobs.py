@@ -271,7 +271,12 @@ def last_event_id() -> int:
 
 @blp.route("/<job_id>/events")
 class Events(MethodView):
-    @blp.response(200, content_type="text/event-stream", description=EVENTS_DESCRIPTION)
+    @blp.response(
+        200,
+        {"type": "string"},
+        content_type="text/event-stream",
+        description=EVENTS_DESCRIPTION,
+    )
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.doc(parameters=[LAST_EVENT_ID])
     def get(self, job_id: str) -> Response:
