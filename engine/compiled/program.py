@@ -6,6 +6,8 @@ backward is the same list reversed. numpy never raises: after each pass one chec
 non-finite numbers, and only then is the first culprit looked for and named.
 """
 
+import copy
+
 import numpy as np
 
 from ..errors import NumericError
@@ -21,9 +23,10 @@ SCALAR_BELOW = 16  # batch-wide groups smaller than this run on Python floats (s
 MEMORIES = 3  # batch sizes kept bound: the full batch or its chunks, and mini-batches
 
 
-def compile_program(tape, scalar_below=SCALAR_BELOW):
-    """Lower a tape (tape.py) into a Program; a tape with placeholders is fused first."""
-    return Program(tape, scalar_below)
+def compile_program(tape, scalar_below=SCALAR_BELOW, fused=False):
+    """Lower a tape (tape.py) into a Program; a tape with placeholders is fused first,
+    unless it comes `fused` already (structured.mlp_tape's)."""
+    return Program(tape, scalar_below, fused)
 
 
 class Program:
@@ -31,12 +34,12 @@ class Program:
     placeholders); `backward(dZ)` the gradients of sum(dZ * outputs). Values and gradients
     of every node stay readable until the next run (`values()`, `grads()`)."""
 
-    def __init__(self, tape, scalar_below=SCALAR_BELOW):
+    def __init__(self, tape, scalar_below=SCALAR_BELOW, fused=False):
         self.scalar_below = scalar_below
         self.batched = bool(tape.placeholders)
         vary = None
         if self.batched:
-            tape = fuse(tape)
+            tape = tape if fused else fuse(tape)
             vary = varying(tape)
         self.tape = tape
         self.layout = lay = layout(tape, vary)
@@ -52,6 +55,14 @@ class Program:
         self.distinct_outputs = len(set(tape.outputs)) == len(tape.outputs)
         self._memories = {}
         self.memory = None
+
+    def copy(self):
+        """This program with run-time arrays of its own: the tape, layout and kernels (never
+        changed after the build) are shared, so a cached program serves one run at a time
+        each."""
+        twin = copy.copy(self)
+        twin._memories, twin.memory = {}, None
+        return twin
 
     def _kernels(self, tape, lay):
         live = _live(tape) if {"pow", "div"} & set(tape.ops) else None
