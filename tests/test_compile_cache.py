@@ -13,7 +13,8 @@ from engine.compiled.fuse import fuse
 from engine.compiled.program import Program
 from engine.compiled.structured import mlp_tape
 from engine.compiled.tape import Tape
-from engine.train import train
+from engine.spec import normalize_spec
+from engine.train import initial_model, initial_parameters, train
 
 ARCHITECTURES = [
     (1, [1]),
@@ -183,3 +184,19 @@ def test_the_cache_keeps_the_most_recently_used():
         by_bytes.program(tape, fused=True)
     assert structure_key(same_size[0], fused=True) not in by_bytes
     assert len(by_bytes) == 2 and by_bytes.nbytes == 2 * one
+
+
+@pytest.mark.parametrize(
+    "model, seed, loss",
+    [
+        ({"inputs": 2, "layers": [16, 16, 1], "activation": "relu"}, 1337, "hinge"),
+        ({"inputs": 2, "layers": [7, 1, 2], "activation": "tanh"}, 5, "ce"),
+        ({"inputs": 2, "layers": [1], "activation": "linear"}, 0, "mse"),
+    ],
+)
+def test_initial_parameters_are_the_initial_models(model, seed, loss):
+    spec = normalize_spec({"model": model, "seed": seed, "loss": loss})
+    want = [p.data for p in initial_model(spec).parameters()]
+    assert initial_parameters(spec).tolist() == want
+    result = train({**spec, "steps": 1})
+    assert [p.data for p in result.model.parameters()] == result.parameters

@@ -29,12 +29,10 @@ from itertools import chain
 import numpy as np
 
 from .program import SCALAR_BELOW, Program
-from .schedule import CODE
 
 KEY_VERSION = 1  # bump when the lowering changes what a key's program is
 MAX_PROGRAMS = 64
 MAX_BYTES = 256 * 2**20
-UNKNOWN_OP = len(CODE)  # its tape fails to compile; its key still hashes
 
 
 def structure_key(tape, fused=False, scalar_below=SCALAR_BELOW):
@@ -42,18 +40,20 @@ def structure_key(tape, fused=False, scalar_below=SCALAR_BELOW):
     n = len(tape.ops)
     h = hashlib.blake2b(digest_size=20)
     h.update(repr((KEY_VERSION, n, bool(fused), scalar_below)).encode())
-    codes = CODE.get
-    h.update(np.fromiter((codes(op, UNKNOWN_OP) for op in tape.ops), np.uint8, n).tobytes())
+    for names in (tape.ops, tape.ids):
+        h.update("\0".join(names).encode())
+        h.update(b"|")
     h.update(np.fromiter(map(len, tape.inputs), np.intp, n).tobytes())
     h.update(np.fromiter(chain.from_iterable(tape.inputs), np.intp).tobytes())
     for indices in (tape.placeholders, tape.params, tape.outputs):
-        h.update(b"|")
         h.update(np.asarray(indices, np.intp).tobytes())
-    attrs = np.array([np.nan if a is None else a for a in tape.attrs], dtype=float)
-    fed = np.asarray([*tape.placeholders, *tape.params], np.intp)
-    attrs[fed] = 0.0  # fed at run time: their traced values are not the program's
-    h.update(attrs.tobytes())
-    h.update("\0".join(tape.ids).encode())
+        h.update(b"|")
+    attrs = np.empty(n, object)
+    attrs[:] = tape.attrs
+    unfed = np.ones(n, bool)
+    unfed[np.asarray([*tape.placeholders, *tape.params], np.intp)] = False
+    # repr is exact for floats (and tells 0.0 from -0.0); fed leaves' values are not hashed
+    h.update(repr(attrs[unfed].tolist()).encode())
     return h.digest()
 
 
