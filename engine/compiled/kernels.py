@@ -107,7 +107,12 @@ def _as_matrix(idx):
     rs = int(idx[1, 0]) - base if m > 1 else 0
     cs = int(idx[0, 1]) - base if n > 1 else 0
     affine = base + rs * np.arange(m)[:, None] + cs * np.arange(n)
-    if not (affine == idx).all() or len(np.unique(idx)) < idx.size:
+    if not (affine == idx).all():
+        return None
+    # rows that do not overlap (|rs| >= n*|cs|: a model's units), or columns that do not,
+    # are distinct slots without a sort
+    apart = abs(rs) >= n * abs(cs) > 0 or abs(cs) >= m * abs(rs) > 0 or idx.size == 1
+    if not apart and len(np.unique(idx)) < idx.size:
         return None
     return base, rs, cs
 

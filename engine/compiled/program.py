@@ -14,10 +14,10 @@ from ..errors import NumericError
 from ..graph import apply_op
 from ..ops import BY_NAME, value_label
 from ..value import Value
-from .fuse import fuse, varying
+from .fuse import fuse
 from .kernels import Bridge, DotGroup, Group, as_rows
 from .scalar import ScalarRun, scalar_groups
-from .schedule import layout
+from .schedule import csr, layout, varying
 
 SCALAR_BELOW = 16  # batch-wide groups smaller than this run on Python floats (scalar.py)
 MEMORIES = 3  # batch sizes kept bound: the full batch or its chunks, and mini-batches
@@ -40,9 +40,11 @@ class Program:
         vary = None
         if self.batched:
             tape = tape if fused else fuse(tape)
-            vary = varying(tape)
+        ptr, flat = csr(tape.inputs)
+        if self.batched:
+            vary = varying(tape.inputs, tape.placeholders, ptr, flat)
         self.tape = tape
-        self.layout = lay = layout(tape, vary)
+        self.layout = lay = layout(tape, vary, ptr, flat)
         self.nu, self.nv = lay.nu, lay.nv
         self.n_params, self.n_inputs = len(tape.params), len(tape.placeholders)
         self.initial_u = np.zeros(lay.nu)
