@@ -29,7 +29,7 @@ CASES = (
     ("micrograd's demo, 2-16-16-1, 100 steps", [16, 16, 1], 100),
     ("2-64-64-1, 20 steps", [64, 64, 1], 20),
 )
-RUNS = 7
+RUNS = 9
 
 
 def spec_of(layers, steps):
@@ -39,9 +39,8 @@ def spec_of(layers, steps):
 
 
 def ours(spec, cached):
-    """(best whole train() call, best time from the call to the first step), in ms: with
-    the program cached, or with the cache emptied before each call (a first job)."""
-    firsts = []
+    """A whole train() call: () -> (ms for the call, ms from the call to its first step),
+    with the program cached, or with the cache emptied first (a first job)."""
 
     def run():
         if not cached:
@@ -49,16 +48,14 @@ def ours(spec, cached):
         stamps = []
         started = time.perf_counter()
         train(spec, on_step=lambda progress: stamps.append(time.perf_counter()))
-        firsts.append(stamps[0] - started)
+        return (time.perf_counter() - started) * 1e3, (stamps[0] - started) * 1e3
 
-    train(spec)  # the program in the cache (cached), numpy's lazy imports done (both)
-    whole = best_of(run, RUNS, budget=5.0)
-    return whole * 1e3, min(firsts) * 1e3
+    return run
 
 
 def pytorch_loop(spec, torch):
-    """PyTorch's whole loop of the same job, in ms: full batch, hinge loss + l2, SGD with
-    the demo's decaying rate (the model built before, a warm-up loop first)."""
+    """PyTorch's whole loop of the same job: () -> (ms, None). Full batch, hinge loss +
+    l2, SGD with the demo's decaying rate; the model is built once, before."""
     torch.set_num_threads(1)
     steps = spec["steps"]
     X, Y = data.load(spec)
@@ -85,11 +82,25 @@ def pytorch_loop(spec, torch):
         return loss.item()
 
     def run():
+        started = time.perf_counter()
         for k in range(steps):
             step(k)
+        return (time.perf_counter() - started) * 1e3, None
 
-    run()  # warm up
-    return best_of(run, RUNS, budget=5.0) * 1e3
+    return run
+
+
+def round_robin(runs, rounds=RUNS):
+    """Each run's best (ms, ms to the first step) over `rounds` rounds that take them in
+    turn, so that a busy moment of the machine falls on all of them alike."""
+    for run in runs.values():
+        run()  # warm up: numpy's lazy imports, the cache, PyTorch's first pass
+    best = {name: (float("inf"), float("inf")) for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            whole, first = run()
+            best[name] = (min(best[name][0], whole), min(best[name][1], first or 0.0))
+    return best
 
 
 def compile_times(layers):
@@ -174,14 +185,14 @@ def main():
     print("Whole train() calls: moons (100 samples), hinge + l2, SGD 1.0 -> 0.1, full batch")
     for name, layers, steps in CASES:
         spec = spec_of(layers, steps)
-        first, first_step = ours(spec, cached=False)
-        again, again_step = ours(spec, cached=True)
-        print(f"  {name}:")
-        theirs = pytorch_loop(spec, torch) if torch else None
-        for label, whole, to_step in (
-            ("first job", first, first_step),
-            ("cached", again, again_step),
-        ):
+        runs = {"first job": ours(spec, cached=False), "cached": ours(spec, cached=True)}
+        if torch:
+            runs["PyTorch"] = pytorch_loop(spec, torch)
+        best = round_robin(runs)
+        theirs = best["PyTorch"][0] if torch else None
+        print(f"  {name} (best of {RUNS} rounds):")
+        for label in ("first job", "cached"):
+            whole, to_step = best[label]
             ratio = f" = {whole / theirs:.2f}x PyTorch's whole loop" if theirs else ""
             print(
                 f"    {label}: {whole:.1f} ms ({whole / steps:.3f} ms/step), first step "
@@ -189,6 +200,7 @@ def main():
             )
         if theirs:
             print(f"    PyTorch: {theirs:.1f} ms ({theirs / steps:.3f} ms/step)")
+        first_step = best["first job"][1]
 
     traced, layered, cached = compile_times([64, 64, 1])
     print(

@@ -10,6 +10,7 @@ from engine import MLP, Value
 from engine.compiled import trace
 from engine.compiled.cache import PROGRAMS, ProgramCache, structure_key
 from engine.compiled.fuse import fuse
+from engine.compiled.kernels import DotGroup, as_rows
 from engine.compiled.program import Program
 from engine.compiled.structured import mlp_tape
 from engine.compiled.tape import Tape
@@ -200,3 +201,23 @@ def test_initial_parameters_are_the_initial_models(model, seed, loss):
     assert initial_parameters(spec).tolist() == want
     result = train({**spec, "steps": 1})
     assert [p.data for p in result.model.parameters()] == result.parameters
+
+
+@pytest.mark.parametrize("row_step, column_step", [(7, 1), (-7, 1), (7, -1), (-7, -1), (1, -9)])
+def test_weights_are_views_whichever_way_their_slots_step(row_step, column_step):
+    m, n = 4, 5
+    base = 40
+    slots = base + row_step * np.arange(m)[:, None] + column_step * np.arange(n)
+    group = DotGroup(0, slots, np.arange(n))
+    assert group.matrix == (base, row_step, column_step)
+    U = np.random.default_rng(1).normal(size=100)
+    view = group._view(U)
+    assert np.shares_memory(view, U) and np.array_equal(view, U[slots])
+    rows = as_rows(slots[:, 0])
+    assert isinstance(rows, slice) and np.array_equal(U[rows], U[slots[:, 0]])
+
+
+def test_rows_stepping_down_to_row_0_are_a_slice():
+    rows = as_rows(np.array([6, 3, 0]))
+    assert rows == slice(6, None, -3)
+    assert np.arange(10)[rows].tolist() == [6, 3, 0]

@@ -122,7 +122,8 @@ class Program:
         with np.errstate(all="ignore"):
             for step in mem.forward:
                 step()
-        if not (_finite(mem.U) and _finite(mem.V)):
+            finite = _finite(mem.U) and _finite(mem.V)
+        if not finite:
             raise self._value_error(mem)
         if self.out_rows is not None:
             return mem.V[self.out_rows].T.copy()
@@ -148,7 +149,8 @@ class Program:
         with np.errstate(all="ignore"):
             for step in mem.backward:
                 step()
-        if not (_finite(mem.dU) and _finite(mem.dV)):
+            finite = _finite(mem.dU) and _finite(mem.dV)
+        if not finite:
             raise self._grad_error(mem)
         return mem.dU[: self.n_params].copy()
 
@@ -236,10 +238,10 @@ class Memory:
 
 def _finite(a):
     # Any inf or nan makes the sum inf or nan, so a finite sum proves every entry finite;
-    # a non-finite sum may be an overflow of finite entries: then look at each.
-    with np.errstate(all="ignore"):
-        total = a.sum()
-        return total - total == 0.0 or bool(np.isfinite(a).all())
+    # a non-finite sum may be an overflow of finite entries: then look at each. Called
+    # within the passes' np.errstate, so an overflow here warns of nothing.
+    total = np.add.reduce(a, axis=None)
+    return total - total == 0.0 or bool(np.isfinite(a).all())
 
 
 def _live(tape):

@@ -5,13 +5,13 @@
 ops, operands, order; fed leaves hold 0.0, their values being fed at run time). Tracing
 2-64-64-1 builds ~13,000 Values and walks them; this knows where each of them would land:
 
-- trace's walk finishes neurons in this order: each hidden layer last unit first (the
-  first output's walk reaches them from its last operand back), then the output layer in
-  order. A neuron of n inputs records n products, n adds, then its activation, if any.
-- fuse turns a neuron of two or more inputs into one dot node (ws, xs sorted by the x's
-  place in the tape, bias); a neuron of one input stays a product and an add.
+- trace's walk, first operand first, finishes the units layer by layer, each layer in
+  order. A unit of n inputs records a product and an add per input (the product with
+  input i right after input i's unit, if that one is new), then its activation, if any.
+- fuse turns a unit of two or more inputs into one dot node (ws, xs sorted by the x's
+  place in the tape, bias); a unit of one input stays a product and an add.
 
-tests/test_compiled.py holds it to the traced tape over many shapes and activations.
+tests/test_compile_cache.py holds it to the traced tape over many shapes and activations.
 """
 
 import functools
@@ -48,9 +48,7 @@ def mlp_tape(inputs, layers, activation):
         nonlocal recorded
         nin = widths[k][0]
         act = activation if k < last else "linear"
-        if not products_recorded:
-            recorded += nin
-        top = recorded + nin - 1  # the unfused index of its last add
+        top = recorded - 1 if products_recorded else recorded + 2 * nin - 1  # its last add
         w0 = first[k] + j * (nin + 1)
         if k not in sorted_xs:
             xs = list(range(inputs)) if k == 0 else made[k - 1]
@@ -66,17 +64,18 @@ def mlp_tape(inputs, layers, activation):
         if act != "linear":
             out = _emit(ids, ops, operands, attrs, f"n{top + 1}", act, (out,), None)
         made[k][j] = out
-        recorded += nin + (act != "linear")
+        recorded = top + 1 + (act != "linear")
 
-    # The walk from output 0 goes down through each layer's last unit to layer 0; coming
-    # back up, a unit's product with operand i is recorded right after operand i's unit.
-    for k, (nin, nout) in enumerate(widths):
+    # The walk from output 0 goes down through each layer's first unit to layer 0; coming
+    # back up, a unit records its product with operand i and the add after it right after
+    # operand i's unit: the rest of layer k - 1 is finished inside layer k's first unit.
+    for k, (nin, _) in enumerate(widths):
         if k > 0:
-            recorded += 1  # the product with the unit of layer k - 1 finished last
-            for i in range(nin - 2, -1, -1):
-                finish(k - 1, i, False)
-                recorded += 1
-        finish(k, nout - 1 if k < last else 0, k > 0)
+            for i in range(nin):
+                if i > 0:
+                    finish(k - 1, i, False)
+                recorded += 2  # its product with operand i, and the add of it
+        finish(k, 0, k > 0)
     for j in range(1, widths[last][1]):  # the other outputs: their operands are all made
         finish(last, j, False)
 
