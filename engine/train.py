@@ -7,6 +7,7 @@ of (seed, step), so a checkpoint holds no random state and a run resumed from st
 repeats an uninterrupted run float for float.
 """
 
+import functools
 import random
 from typing import NamedTuple
 
@@ -53,14 +54,43 @@ def initial_model(spec):
     return MLP(m["inputs"], m["layers"], m["activation"], rng=random.Random(spec["seed"]))
 
 
-class TrainResult(NamedTuple):
+def initial_parameters(spec):
+    """initial_model(spec)'s parameters as a vector, drawn as it draws them (each unit's
+    weights uniform in [-1, 1], in order; biases 0) without building 4,000 Values for a
+    2-64-64-1 model first."""
+    m = spec["model"]
+    draw = random.Random(spec["seed"]).random
+    sizes = [m["inputs"], *m["layers"]]
+    blocks = []
+    for nin, nout in zip(sizes[:-1], sizes[1:], strict=True):
+        units = np.zeros((nout, nin + 1))
+        # random.uniform(-1, 1) is -1 + 2 * random(): the same floats
+        units[:, :nin] = np.array([draw() for _ in range(nin * nout)]).reshape(nout, nin)
+        units[:, :nin] *= 2.0
+        units[:, :nin] -= 1.0
+        blocks.append(units.ravel())
+    return np.concatenate(blocks)
+
+
+class _Result(NamedTuple):
     step: list  # the step indices run
     loss: list
     accuracy: list  # None entries for mse
-    model: MLP  # holds the final parameters
     parameters: list
     checkpoint: dict  # the final training state
     spec: dict  # normalized
+
+
+class TrainResult(_Result):
+    """A run's history and final state; `model` is the MLP holding the final parameters,
+    built when first asked for (a model of Values costs more than a short run)."""
+
+    @functools.cached_property
+    def model(self):
+        model = initial_model(self.spec)
+        for p, value in zip(model.parameters(), self.parameters, strict=True):
+            p.data = value
+        return model
 
 
 class Progress:
@@ -122,8 +152,7 @@ def train(spec, on_step=None, checkpoint=None):
     stops and the exception propagates. With `checkpoint` the run resumes where it was taken.
     """
     spec = normalize_spec(spec)
-    model = initial_model(spec)
-    state = TrainingState(spec, [p.data for p in model.parameters()])
+    state = TrainingState(spec, initial_parameters(spec))
     steps = spec["steps"]
     if checkpoint is not None:
         state.restore(checkpoint, steps)
@@ -137,13 +166,10 @@ def train(spec, on_step=None, checkpoint=None):
         history["accuracy"].append(accuracy)
         if on_step is not None:
             on_step(Progress(k, steps, loss, accuracy, state))
-    for p, value in zip(model.parameters(), state.params.tolist(), strict=True):
-        p.data = value
     return TrainResult(
         history["step"],
         history["loss"],
         history["accuracy"],
-        model,
         state.params.tolist(),
         state.checkpoint(),
         spec,

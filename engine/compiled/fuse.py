@@ -10,20 +10,13 @@
 Only values of kept nodes survive; evaluate, which reports every node, does not fuse.
 """
 
+from .schedule import varying as depends_on
 from .tape import Tape
 
 
 def varying(tape):
     """For each node: does it depend on a placeholder (differ from sample to sample)?"""
-    vary = [False] * len(tape.ops)
-    for i in tape.placeholders:
-        vary[i] = True
-    for i, args in enumerate(tape.inputs):
-        for j in args:
-            if vary[j]:
-                vary[i] = True
-                break
-    return vary
+    return depends_on(tape.inputs, tape.placeholders).tolist()
 
 
 def fuse(tape, vary=None):

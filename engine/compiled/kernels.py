@@ -14,14 +14,16 @@ from ..ops import BY_NAME
 
 
 def as_rows(idx):
-    """Row indices as a slice when they step evenly (a view: no gather, no scatter)."""
+    """Row indices as a slice when they step evenly, up or down (a view: no gather, no
+    scatter). A traced model's layers come last unit first: their rows step down."""
     idx = np.asarray(idx)
     first = int(idx[0])
     if len(idx) == 1:
         return slice(first, first + 1)
     step, last = int(idx[1]) - first, int(idx[-1])
-    if step > 0 and last - first == step * (len(idx) - 1) and (np.diff(idx) == step).all():
-        return slice(first, last + 1, step)
+    if step and last - first == step * (len(idx) - 1) and (np.diff(idx) == step).all():
+        stop = last + (1 if step > 0 else -1)
+        return slice(first, None if stop < 0 else stop, step)
     return idx
 
 
@@ -98,15 +100,19 @@ class Group:
 
 def _as_matrix(idx):
     """(base, row step, column step) when idx[j, i] = base + j*rs + i*cs over distinct
-    slots, so that the matrix is a strided view of the storage; else None."""
+    slots (steps of either sign), so that the matrix is a strided view of the storage;
+    else None."""
     m, n = idx.shape
     base = int(idx[0, 0])
     rs = int(idx[1, 0]) - base if m > 1 else 0
     cs = int(idx[0, 1]) - base if n > 1 else 0
-    if rs < 0 or cs < 0:
-        return None
     affine = base + rs * np.arange(m)[:, None] + cs * np.arange(n)
-    if not (affine == idx).all() or len(np.unique(idx)) < idx.size:
+    if not (affine == idx).all():
+        return None
+    # rows that do not overlap (|rs| >= n*|cs|: a model's units), or columns that do not,
+    # are distinct slots without a sort
+    apart = abs(rs) >= n * abs(cs) > 0 or abs(cs) >= m * abs(rs) > 0 or idx.size == 1
+    if not apart and len(np.unique(idx)) < idx.size:
         return None
     return base, rs, cs
 
@@ -125,9 +131,14 @@ class DotGroup:
         self.bias_scatter = None if bias_slots is None else ScatterAdd(bias_slots)
 
     def _view(self, flat):
+        """W as a view of the storage: strided from its lowest slot, then flipped along
+        the axes whose slots step down."""
         base, rs, cs = self.matrix
+        m, n = self.w_slots.shape
+        start = base + min(rs, 0) * (m - 1) + min(cs, 0) * (n - 1)
         s = flat.strides[0]
-        return as_strided(flat[base:], self.w_slots.shape, (rs * s, cs * s), writeable=True)
+        view = as_strided(flat[start:], (m, n), (abs(rs) * s, abs(cs) * s), writeable=True)
+        return view[:: -1 if rs < 0 else 1, :: -1 if cs < 0 else 1]
 
     def bind(self, U, dU, V, dV):
         out, g, x, bias = V[self.out], dV[self.out], self.x, self.bias

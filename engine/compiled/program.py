@@ -6,24 +6,27 @@ backward is the same list reversed. numpy never raises: after each pass one chec
 non-finite numbers, and only then is the first culprit looked for and named.
 """
 
+import copy
+
 import numpy as np
 
 from ..errors import NumericError
 from ..graph import apply_op
 from ..ops import BY_NAME, value_label
 from ..value import Value
-from .fuse import fuse, varying
+from .fuse import fuse
 from .kernels import Bridge, DotGroup, Group, as_rows
 from .scalar import ScalarRun, scalar_groups
-from .schedule import layout
+from .schedule import csr, layout, varying
 
 SCALAR_BELOW = 16  # batch-wide groups smaller than this run on Python floats (scalar.py)
 MEMORIES = 3  # batch sizes kept bound: the full batch or its chunks, and mini-batches
 
 
-def compile_program(tape, scalar_below=SCALAR_BELOW):
-    """Lower a tape (tape.py) into a Program; a tape with placeholders is fused first."""
-    return Program(tape, scalar_below)
+def compile_program(tape, scalar_below=SCALAR_BELOW, fused=False):
+    """Lower a tape (tape.py) into a Program; a tape with placeholders is fused first,
+    unless it comes `fused` already (structured.mlp_tape's)."""
+    return Program(tape, scalar_below, fused)
 
 
 class Program:
@@ -31,15 +34,17 @@ class Program:
     placeholders); `backward(dZ)` the gradients of sum(dZ * outputs). Values and gradients
     of every node stay readable until the next run (`values()`, `grads()`)."""
 
-    def __init__(self, tape, scalar_below=SCALAR_BELOW):
+    def __init__(self, tape, scalar_below=SCALAR_BELOW, fused=False):
         self.scalar_below = scalar_below
         self.batched = bool(tape.placeholders)
         vary = None
         if self.batched:
-            tape = fuse(tape)
-            vary = varying(tape)
+            tape = tape if fused else fuse(tape)
+        ptr, flat = csr(tape.inputs)
+        if self.batched:
+            vary = varying(tape.inputs, tape.placeholders, ptr, flat)
         self.tape = tape
-        self.layout = lay = layout(tape, vary)
+        self.layout = lay = layout(tape, vary, ptr, flat)
         self.nu, self.nv = lay.nu, lay.nv
         self.n_params, self.n_inputs = len(tape.params), len(tape.placeholders)
         self.initial_u = np.zeros(lay.nu)
@@ -52,6 +57,14 @@ class Program:
         self.distinct_outputs = len(set(tape.outputs)) == len(tape.outputs)
         self._memories = {}
         self.memory = None
+
+    def copy(self):
+        """This program with run-time arrays of its own: the tape, layout and kernels (never
+        changed after the build) are shared, so a cached program serves one run at a time
+        each."""
+        twin = copy.copy(self)
+        twin._memories, twin.memory = {}, None
+        return twin
 
     def _kernels(self, tape, lay):
         live = _live(tape) if {"pow", "div"} & set(tape.ops) else None
@@ -109,7 +122,8 @@ class Program:
         with np.errstate(all="ignore"):
             for step in mem.forward:
                 step()
-        if not (_finite(mem.U) and _finite(mem.V)):
+            finite = _finite(mem.U) and _finite(mem.V)
+        if not finite:
             raise self._value_error(mem)
         if self.out_rows is not None:
             return mem.V[self.out_rows].T.copy()
@@ -135,7 +149,8 @@ class Program:
         with np.errstate(all="ignore"):
             for step in mem.backward:
                 step()
-        if not (_finite(mem.dU) and _finite(mem.dV)):
+            finite = _finite(mem.dU) and _finite(mem.dV)
+        if not finite:
             raise self._grad_error(mem)
         return mem.dU[: self.n_params].copy()
 
@@ -223,10 +238,10 @@ class Memory:
 
 def _finite(a):
     # Any inf or nan makes the sum inf or nan, so a finite sum proves every entry finite;
-    # a non-finite sum may be an overflow of finite entries: then look at each.
-    with np.errstate(all="ignore"):
-        total = a.sum()
-        return total - total == 0.0 or bool(np.isfinite(a).all())
+    # a non-finite sum may be an overflow of finite entries: then look at each. Called
+    # within the passes' np.errstate, so an overflow here warns of nothing.
+    total = np.add.reduce(a, axis=None)
+    return total - total == 0.0 or bool(np.isfinite(a).all())
 
 
 def _live(tape):

@@ -20,9 +20,13 @@ CODE = {op: code for code, op in enumerate(OPS)}
 INPUT, DOT = CODE["input"], CODE["dot"]
 # per code: does the op carry an attribute (pow's exponent)? dot, the last code, does not
 HAS_ATTR = np.array([op.attr is not None for op in GRAPH_OPS] + [False])
-# A numpy round costs about ROUND + (pending nodes) node-visits of numpy work; a node done
-# one at a time in Python costs about NODE_PER_ROUND of them.
-ROUND, NODE_PER_ROUND = 4096, 64
+# A numpy round costs about ROUND visits of numpy work, and one more per operand of the
+# nodes still pending; a node done one at a time in Python costs about NODE_PER_ROUND of
+# them, and EDGE_PER_ROUND more per operand (a dot node has hundreds). Rounds go on while
+# the nodes they settle would cost more in Python than the round's fixed part and a
+# share of its pending operands (the rounds to come settle those: an MLP's first round
+# settles only its first layer).
+ROUND, NODE_PER_ROUND, EDGE_PER_ROUND = 4096, 64, 16
 
 
 class Layout(NamedTuple):
@@ -43,56 +47,104 @@ class Layout(NamedTuple):
         return self.flat[self.ptr[nodes] + np.arange(arity)[:, None]]
 
 
+def csr(inputs):
+    """(ptr, flat): node i's operands are flat[ptr[i]:ptr[i + 1]]."""
+    n = len(inputs)
+    ptr = np.zeros(n + 1, np.intp)
+    np.cumsum(np.fromiter(map(len, inputs), np.intp, n), out=ptr[1:])
+    return ptr, np.fromiter(chain.from_iterable(inputs), np.intp, int(ptr[-1]))
+
+
+def _rounds(pending, ptr, flat):
+    """Yield, round after round, (pending, starts, operands): the operands of each pending
+    node laid end to end, node k's from starts[k]. The caller settles some nodes and sends
+    back the pending rest; rounds stop when they would cost more than finishing the rest
+    one node at a time (a chain would cost a round per node). Returns what is left."""
+    while len(pending):
+        counts = ptr[pending + 1] - ptr[pending]
+        starts = np.cumsum(counts) - counts
+        total = int(counts.sum())
+        edges = np.repeat(ptr[pending] - starts, counts) + np.arange(total)
+        left = yield pending, starts, flat[edges]
+        settled = len(pending) - len(left)
+        settled_edges = total - int((ptr[left + 1] - ptr[left]).sum())
+        pending = left
+        saved = settled * NODE_PER_ROUND + settled_edges * EDGE_PER_ROUND
+        if saved < ROUND + (total - settled_edges) // EDGE_PER_ROUND:
+            break
+    return pending
+
+
+def varying(inputs, placeholders, ptr=None, flat=None):
+    """Per node (bool array): does it depend on a placeholder (differ between samples)?"""
+    ptr, flat = csr(inputs) if ptr is None else (ptr, flat)
+    n = len(inputs)
+    vary = np.zeros(n, bool)
+    vary[np.asarray(placeholders, np.intp)] = True
+    known = ptr[1:] == ptr[:-1]  # the leaves
+    rounds = _rounds(np.flatnonzero(~known), ptr, flat)
+    try:
+        pending, starts, operands = next(rounds)
+        while True:
+            ready = np.logical_and.reduceat(known[operands], starts)
+            done = pending[ready]
+            vary[done] = np.logical_or.reduceat(vary[operands], starts)[ready]
+            known[done] = True
+            pending, starts, operands = rounds.send(pending[~ready])
+    except StopIteration as stop:
+        rest = stop.value
+    if rest is not None and len(rest):  # a deep rest: in tape (topological) order
+        vl = vary.tolist()
+        for i in rest.tolist():
+            vl[i] = any(vl[j] for j in inputs[i])
+        vary = np.array(vl, bool)
+    return vary
+
+
 def levels(inputs, ptr, flat, vary=None):
     """Per node, 1 + the highest level among its operands (leaves are 0). With `vary`, a
-    per-sample node counts only its per-sample operands: batch-wide ones run before."""
-    if vary is not None:
-        lv = [0] * len(inputs)
-        for i, args in enumerate(inputs):
-            if args:
-                v = vary[i]
-                lv[i] = 1 + max([lv[j] for j in args if vary[j] == v], default=0)
-        return np.array(lv, dtype=np.intp)
+    node counts only the operands on its side (per-sample or batch-wide): a per-sample
+    node's batch-wide operands run before all per-sample nodes."""
     level = np.where(ptr[1:] == ptr[:-1], 0, -1)
-    pending = _wide_levels(level, ptr, flat)
-    if len(pending):  # a deep rest: one node at a time, in tape (topological) order
+    vary = None if vary is None else np.asarray(vary, bool)
+    rounds = _rounds(np.flatnonzero(level < 0), ptr, flat)
+    rest = None
+    try:
+        pending, starts, operands = next(rounds)
+        while True:
+            operand_levels = level[operands]
+            if vary is not None:  # the other side's operands: ready, and count as 0
+                owner = np.repeat(vary[pending], np.diff(np.append(starts, len(operands))))
+                operand_levels[vary[operands] != owner] = 0
+            ready = np.minimum.reduceat(operand_levels, starts) >= 0
+            level[pending[ready]] = np.maximum.reduceat(operand_levels, starts)[ready] + 1
+            pending, starts, operands = rounds.send(pending[~ready])
+    except StopIteration as stop:
+        rest = stop.value
+    if rest is not None and len(rest):  # a deep rest: in tape (topological) order
         lv = level.tolist()
-        get = lv.__getitem__
-        for i in pending.tolist():
-            lv[i] = 1 + max(map(get, inputs[i]))
+        if vary is None:
+            get = lv.__getitem__
+            for i in rest.tolist():
+                lv[i] = 1 + max(map(get, inputs[i]))
+        else:
+            vl = vary.tolist()
+            for i in rest.tolist():
+                v = vl[i]
+                lv[i] = 1 + max([lv[j] for j in inputs[i] if vl[j] == v], default=0)
         level = np.array(lv, dtype=np.intp)
     return level
 
 
-def _wide_levels(level, ptr, flat):
-    """Fill in `level` a whole level per round while levels are wide; return the nodes
-    left when they are not (a chain would cost a round per node)."""
-    pending = np.flatnonzero(level < 0)
-    while len(pending):
-        counts = ptr[pending + 1] - ptr[pending]
-        starts = np.cumsum(counts) - counts
-        edges = np.repeat(ptr[pending] - starts, counts) + np.arange(int(counts.sum()))
-        operand_levels = level[flat[edges]]
-        ready = np.minimum.reduceat(operand_levels, starts) >= 0
-        done = pending[ready]
-        level[done] = np.maximum.reduceat(operand_levels, starts)[ready] + 1
-        pending = pending[~ready]
-        if len(done) * NODE_PER_ROUND < len(pending) + ROUND:  # a round costs more than
-            break  # finishing its nodes one at a time would
-    return pending
-
-
-def layout(tape, vary=None):
+def layout(tape, vary=None, ptr=None, flat=None):
     """Plan a tape: `vary` (per node, bool) is None when nothing is per-sample."""
     n = len(tape.ops)
     try:
         codes = np.array([CODE[op] for op in tape.ops], dtype=np.intp)
     except KeyError as e:
         raise ValueError(f"unknown op {e.args[0]!r} in a tape") from None
-    arity = np.fromiter(map(len, tape.inputs), np.intp, n)
-    ptr = np.zeros(n + 1, np.intp)
-    np.cumsum(arity, out=ptr[1:])
-    flat = np.fromiter(chain.from_iterable(tape.inputs), np.intp, int(ptr[-1]))
+    ptr, flat = csr(tape.inputs) if ptr is None else (ptr, flat)
+    arity = np.diff(ptr)
     level = levels(tape.inputs, ptr, flat, vary)
     vary = np.zeros(n, bool) if vary is None else np.asarray(vary, bool)
 

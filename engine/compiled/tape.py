@@ -70,7 +70,9 @@ def trace(outputs, inputs=(), params=()):
             elif id(v) not in expanded:
                 expanded.add(id(v))
                 stack.append((v,))
-                stack.extend(c for c in v._prev if id(c) not in expanded)
+                # first operand first: a layer's units come out in order, so their rows
+                # and weights step up in the program (views, no gathers)
+                stack.extend(c for c in reversed(v._prev) if id(c) not in expanded)
     return Tape(ids, ops, operands, attrs, [index[id(v)] for v in outputs], placeholders, fed)
 
 

@@ -26,6 +26,7 @@ from ..store.changes import Json
 from ..store.ids import new_id
 from ..store.queue import connect, make_queue, training_enqueuer
 from ..strictjson import dumps, loads
+from . import warm
 from .deadline import Deadline
 from .lease import Lease, hand_back_requested
 from .recorder import JobHandedBack, JobStopped, JobTimedOut, Pace, Recorder, Watch
@@ -107,7 +108,8 @@ def _deadline(
 def _train(job_id: str, run: Run, recorder: Recorder) -> None:
     """Train to the end and record the outcome (JobStopped, JobHandedBack pass through)."""
     try:
-        result = train(run.spec, on_step=recorder, checkpoint=run.checkpoint)
+        on_step = warm.timed(recorder, job_id)
+        result = train(run.spec, on_step=on_step, checkpoint=run.checkpoint)
     except (JobStopped, JobHandedBack):
         raise
     except NumericError as exc:

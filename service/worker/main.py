@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 from ..config import load_config
 from ..store import JobStore
 from ..store.queue import TRAIN, connect, make_queue
+from . import warm
 from .allowlist import GradserveJob, refusal
 from .cancel_watch import CancelWatch
 from .lease import hand_back_requested
@@ -85,6 +86,8 @@ class GradserveWorker(Worker):
             self._refuse(job, queue, reason)
             return
         self._running = job
+        if job.func_name == TRAIN and self._reaper is not None:
+            warm.before_fork(self._reaper.store, job.args[0])  # horses inherit its program
         try:
             with self._watch_for_cancel(job):
                 super().execute_job(job, queue)
