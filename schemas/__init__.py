@@ -5,6 +5,7 @@ from .graph import GraphResourceSchema, GraphResultSchema, GraphSchema, NodeSche
 from .history import HistoryArgsSchema, HistorySchema
 from .job import (
     JOB_STATUSES,
+    DataArgsSchema,
     DataSummarySchema,
     InlineDataSchema,
     JobListArgsSchema,
@@ -25,6 +26,7 @@ __all__ = [
     "GraphResourceSchema",
     "GraphResultSchema",
     "GraphSchema",
+    "DataArgsSchema",
     "HistoryArgsSchema",
     "HistorySchema",
     "InlineDataSchema",
