@@ -114,6 +114,18 @@ class GraphNotEvaluated(ServiceError):
         self.extensions["graph_status"] = status
 
 
+class TooManyStreams(ServiceError):
+    """This API process holds MAX_EVENT_STREAMS event streams open already."""
+
+    status, title, slug = 503, "Too many streams", "too-many-streams"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this server holds {limit} event streams open already (MAX_EVENT_STREAMS); "
+            "try again after Retry-After seconds, or poll GET /v1/jobs/{id}"
+        )
+
+
 class Busy(ServiceError):
     """A heavy request that found no free slot in time (HEAVY_WAIT)."""
 

@@ -198,6 +198,31 @@ CHECKPOINT_INTERVAL = 1.0
 """Seconds of wall time between two saved checkpoints of a running job (a resumed job
 recomputes at most this much)."""
 
+MAX_EVENT_STREAMS = 500
+"""Event streams (GET /v1/jobs/{id}/events) one API process holds open at once; one more is
+503 (`too-many-streams`) with Retry-After. Each costs a greenlet and about 40 kB, not a Redis
+connection; keep it well under gunicorn's `worker_connections` (1000) so streams never
+take every connection of a process. Requests waiting with `Prefer: wait` count too (beyond
+the cap they are answered at once, the preference not applied)."""
+
+EVENTS_RETRY_MS = 2000
+"""Milliseconds an event stream tells its client to wait before reconnecting (`retry:`)."""
+
+EVENTS_HEARTBEAT = 15.0
+"""Seconds of silence after which an event stream sends a comment line, so that proxies
+and load balancers keep it open."""
+
+EVENTS_INTERVAL = 0.25
+"""Seconds at least between two progress events of a stream (steps that come sooner are
+sent together in the next)."""
+
+NOTIFY_RECHECK = 5.0
+"""Seconds a stream or a `Prefer: wait` request waits without news before it reads the
+store again: the most a lost notification (a Redis restart) can delay it."""
+
+MAX_WAIT = 60
+"""Seconds at most a request with `Prefer: wait=N` is held (a larger N is cut to this)."""
+
 API_TITLE = "gradserve"
 """The OpenAPI document's title."""
 

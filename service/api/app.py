@@ -1,18 +1,20 @@
 """The application factory."""
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from flask import Flask
 
 from ..config import load_config
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
-from ..store.queue import connect, make_queue
+from ..store.queue import connect, connect_subscriber, make_queue
 from . import auth, boundary, compression, console, docs_assets, ratelimit
 from .body import BoundedRequest
 from .concurrency import heavy_slots, release_heavy_slot
 from .extensions import Services
 from .jsonprovider import StrictJSONProvider
+from .notifier import Notifier
 from .routes import graphs, health, jobs, models, webhooks
 from .smorest import Api
 
@@ -27,14 +29,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     connection = connect(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"])
     retention = app.config["RETENTION_DAYS"]
     bulk = connect(app.config["REDIS_URL"], app.config["REDIS_BULK_TIMEOUT"])
+    store = JobStore(connection, retention_days=retention)
     app.extensions["gradserve"] = services = Services(
-        store=JobStore(connection, retention_days=retention),
+        store=store,
         graphs=GraphStore(connection, retention_days=retention, bulk=bulk),
         queue=make_queue(connection, app.config),
         keys=ApiKeys(connection),
         webhooks=WebhookSecrets(connection),
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
         heavy=heavy_slots(app.config["HEAVY_REQUESTS"]),
+        notifier=Notifier(
+            partial(connect_subscriber, app.config["REDIS_URL"]),
+            store.keys.changes_channel(),
+            app.config["NOTIFY_RECHECK"],
+        ),
     )
     auth.register(app, services.keys)  # who asks (a key's tenant and id), or a refusal
     ratelimit.register(app, services)  # counts the request, the refused ones too

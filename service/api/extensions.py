@@ -8,6 +8,7 @@ from flask import current_app
 
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.queue import Queue
+from .notifier import Notifier
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class Services:
     webhooks: WebhookSecrets
     readiness: redis.Redis  # the same Redis, with a short timeout: /readyz never hangs
     heavy: threading.BoundedSemaphore  # this process's heavy-request slots (api/concurrency.py)
+    notifier: Notifier  # wakes the requests that wait for a job or graph (api/notifier.py)
 
 
 def services() -> Services:

@@ -74,6 +74,7 @@ class GraphStore:
         if document is None or status in (b"succeeded", b"failed"):
             return None
         self._set_if_exists(keys=[self.keys.graph(graph_id)], args=["status", "running"])
+        self._announce(graph_id)
         return document
 
     def finish(
@@ -87,6 +88,15 @@ class GraphStore:
             else ["status", "failed", "error", dumps(error)]
         )
         self._set_if_exists(keys=[self.keys.graph(graph_id)], args=outcome)
+        self._announce(graph_id)
+
+    def _announce(self, graph_id: str) -> None:
+        """Tell the API's waiters (Prefer: wait) that the graph changed: they read it again.
+        Best effort: a waiter that misses it reads the graph again a few seconds later."""
+        try:
+            self.redis.publish(self.keys.changes_channel(), self.keys.changed_graph(graph_id))
+        except redis.RedisError:
+            pass
 
     def get(self, graph_id: str, *, tenant: str) -> tuple[str, bytes | None, Json | None] | None:
         """(status, the result as JSON text, the error) or None if unknown, expired or

@@ -331,7 +331,7 @@ class JobStore:
         False: no such job of `tenant`'s."""
         if not ID_PATTERN.fullmatch(job_id):
             return False
-        args = [job_id, self.keys.cancel_channel(job_id), tenant]
+        args = [job_id, self.keys.cancel_channel(job_id), tenant, self.keys.changes_channel()]
         with refused_when_full():
             return bool(self.scripts.delete(keys=self.job_keys(job_id), args=args))
 
@@ -370,7 +370,7 @@ class JobStore:
         only queued: (True, '')."""
         keys = self.job_keys(job_id, change.model["id"] if change.model else "-")
         args = change.script_args(job_id, self.keys.cancel_channel(job_id))
-        args.append(str(self.retention_ms))
+        args += [str(self.retention_ms), self.keys.changes_channel()]
         if client is not None:
             self.scripts.update(keys=keys, args=args, client=client)
             return True, ""
@@ -398,7 +398,15 @@ class JobStore:
         with refused_when_full():
             reply = self.scripts.start(
                 keys=self.job_keys(job_id),
-                args=[job_id, ticket or "", token, int(lease_ttl * 1000), owner, dumps(now())],
+                args=[
+                    job_id,
+                    ticket or "",
+                    token,
+                    int(lease_ttl * 1000),
+                    owner,
+                    dumps(now()),
+                    self.keys.changes_channel(),
+                ],
             )
         if not reply[0]:
             return None

@@ -23,6 +23,21 @@ class Keys:
     def cancel_channel(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:cancel"
 
+    def changes_channel(self) -> str:
+        """The pub/sub channel told of every change of a job or graph: its message is
+        `changed_key` of what changed (the API's notifier wakes the requests waiting on it)."""
+        return f"{self.prefix}:changes"
+
+    @staticmethod
+    def changed_job(job_id: str) -> str:
+        """What a job's change publishes on `changes_channel`."""
+        return f"job:{job_id}"
+
+    @staticmethod
+    def changed_graph(graph_id: str) -> str:
+        """What a graph's change publishes on `changes_channel`."""
+        return f"graph:{graph_id}"
+
     def lease(self, job_id: str) -> str:
         """A running job's lease: `<attempt> <run token> <owner>`, with a time to live."""
         return f"{self.prefix}:job:{job_id}:lease"

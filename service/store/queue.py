@@ -45,6 +45,13 @@ def connect(url: str, timeout: float | None = None, ride_through: float = 0.0) -
     )
 
 
+def connect_subscriber(url: str) -> redis.Redis:
+    """A client for a long-lived subscription: its reads wait as long as they must (no
+    socket timeout), it connects within 2 s, and it pings Redis every 10 s while it waits,
+    so a connection lost without a word is found out."""
+    return redis.Redis.from_url(url, socket_connect_timeout=2.0, health_check_interval=10)
+
+
 def make_queue(connection: redis.Redis, config: Mapping[str, Any]) -> Queue:
     return Queue(
         config["QUEUE_NAME"],

@@ -109,8 +109,9 @@ UPDATE = (
 -- must start where the stored history ends), `publish` (a channel to tell "cancel" on),
 -- `set` (job hash fields and their stored text); then JSON texts, stored as they are
 -- ('' = none): 3 the history batch, 4 a checkpoint, 5 a model (stored with the job's tenant);
--- 6 the retention (ms) of a job that has none recorded. A terminal `to` starts the job's
--- retention (expire_finished).
+-- 6 the retention (ms) of a job that has none recorded; 7 the changes channel ('' = none),
+-- told `job:<id>` of every change made (the API's waiters then read the job again). A
+-- terminal `to` starts the job's retention (expire_finished).
 -- Returns {1, previous status}, {0, status now ('' if no such job)}, or, when the batch
 -- does not continue the stored history, {0, status, 'behind' or 'ahead', steps stored}.
 if redis.replicate_commands then redis.replicate_commands() end  -- TIME before writes
@@ -158,6 +159,7 @@ if change.to == 'succeeded' or change.to == 'failed' or change.to == 'cancelled'
   expire_finished(ARGV[6])
 end
 if change.publish then redis.call('PUBLISH', change.publish, 'cancel') end
+if ARGV[7] and ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], 'job:' .. ARGV[1]) end
 return {1, status}
 """
 )
@@ -166,7 +168,8 @@ START = (
     _PRELUDE
     + """
 -- Queued -> running for one run: a new attempt, its token, its lease.
--- ARGV: 2 ticket ('' = any), 3 run token, 4 lease milliseconds, 5 owner, 6 started_at (JSON).
+-- ARGV: 2 ticket ('' = any), 3 run token, 4 lease milliseconds, 5 owner, 6 started_at (JSON),
+-- 7 the changes channel ('' = none), told `job:<id>` when the job starts running.
 -- Returns {1, attempt, spec, checkpoint ('' = none), seconds trained before, inline data
 -- ('' = none)} or
 -- {0, status now ('' if no such job, 'superseded' if the ticket is not the job's)}.
@@ -185,6 +188,7 @@ if not (job[1] == 'running' and job[2] == ARGV[3]) then  -- else: a retried star
     redis.call('HSET', KEYS[1], 'started_at', ARGV[6])
   end
   redis.call('DEL', KEYS[6])
+  if ARGV[7] and ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], 'job:' .. ARGV[1]) end
 end
 local attempt = redis.call('HGET', KEYS[1], 'attempt')
 redis.call('SET', KEYS[5], attempt .. ' ' .. ARGV[3] .. ' ' .. ARGV[5], 'PX', ARGV[4])
@@ -198,7 +202,8 @@ DELETE = """
 -- A job and everything of it but its model, at once, whatever its status, from every index
 -- (its tenant's too): a running job's worker is told to cancel (and its writes find no job).
 -- Only removals: it runs when Redis is full. ARGV: 1 job id, 2 its cancel channel, 3 the
--- tenant whose job it must be. Returns the status it had ('' = no such job of the tenant's).
+-- tenant whose job it must be, 4 the changes channel ('' = none: told `job:<id>`).
+-- Returns the status it had ('' = no such job of the tenant's).
 local job = redis.call('HMGET', KEYS[1], 'status', 'tenant', 'tenant_jobs')
 local status, own = job[1], job[3]
 if not status or job[2] ~= ARGV[3] then return '' end
@@ -211,6 +216,7 @@ if own then
   redis.call('ZREM', own, ARGV[1])
   for _, s in ipairs({STATUS_NAMES}) do redis.call('ZREM', own .. ':' .. s, ARGV[1]) end
 end
+if ARGV[4] and ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], 'job:' .. ARGV[1]) end
 return status
 """.replace("STATUS_NAMES", ", ".join(f"'{s}'" for s in STATUSES))
 

@@ -23,10 +23,11 @@ from schemas import (
 )
 
 from ...config import limits
-from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound
+from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound, TooManyStreams
 from ...store.queue import training_enqueuer
 from ..auth import tenant
 from ..concurrency import run_cpu_bound
+from ..events import StreamSettings, job_events
 from ..extensions import services
 from ..smorest import Blueprint
 
@@ -173,6 +174,74 @@ class History(MethodView):
             query = f"since={page['next_since']}&limit={limit}"
             headers["Link"] = f'</v1/jobs/{job_id}/history?{query}>; rel="next"'
         return page, 200, headers
+
+
+EVENTS_DESCRIPTION = """Server-Sent Events (`text/event-stream`), e.g.
+
+```
+retry: 2000
+
+event: status
+data: {"id": "...", "status": "running", "progress": {"step": 0, "steps": 100}, ...}
+
+id: 41
+event: progress
+data: {"step": [0, 1, ..., 41], "loss": [...], "accuracy": [...]}
+
+event: status
+data: {"id": "...", "status": "succeeded", ...}
+```
+
+`status` events carry the job resource and no id; `progress` events the steps since the
+previous one (the history's shape), with the last step as id. The stream ends after the
+terminal status, which always comes last."""
+
+LAST_EVENT_ID = {
+    "in": "header",
+    "name": "Last-Event-ID",
+    "schema": {"type": "string"},
+    "description": "The id of the last event received (a step number): the stream resumes "
+    "at the next step, with no gap and no repeat. Browsers' EventSource sends it by itself "
+    "when it reconnects.",
+}
+
+
+def last_event_id() -> int:
+    """The first step to send: after Last-Event-ID (a step number), else 0."""
+    text = request.headers.get("Last-Event-ID", "").strip()
+    if not text:
+        return 0
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidParameter("Last-Event-ID", "must be the id of an event: a step number")
+    return int(text) + 1
+
+
+@blp.route("/<job_id>/events")
+class Events(MethodView):
+    @blp.response(200, content_type="text/event-stream", description=EVENTS_DESCRIPTION)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(parameters=[LAST_EVENT_ID])
+    def get(self, job_id: str) -> Response:
+        """Follow a job live: its status changes and its steps as they are recorded."""
+        since, config = last_event_id(), current_app.config
+        existing_job(job_id)  # 404 before the stream starts
+        notifier, limit = services().notifier, config["MAX_EVENT_STREAMS"]
+        if not notifier.acquire(limit):
+            raise TooManyStreams(limit)
+        settings = StreamSettings(
+            retry_ms=config["EVENTS_RETRY_MS"],
+            heartbeat=config["EVENTS_HEARTBEAT"],
+            interval=config["EVENTS_INTERVAL"],
+            page=config["HISTORY_PAGE_SIZE"],
+        )
+        stream = job_events(
+            services().store, notifier, job_id, tenant(), since, settings, JobSchema().dump
+        )
+        response = Response(stream, mimetype="text/event-stream")
+        response.call_on_close(notifier.release)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+        return response
 
 
 @blp.route("/<job_id>/data")
