@@ -80,15 +80,22 @@
     svg.removeAttribute("height");
     svg.setAttribute("role", "img");
     svg.setAttribute("aria-label", `Graph ${graph.id}`);
+    document.getElementById("drawing-card").hidden = false; // laid out, to be measured
     drawing.replaceChildren(svg);
     whole = { x, y, w, h };
-    setView(whole);
+    drawing.dataset.whole = `${x} ${y} ${w} ${h}`;
+    // As tall as the drawing at its own size (within bounds), shown at that size from its
+    // left end, or whole if it fits: a wide graph stays readable, pan and zoom show the rest.
+    drawing.style.height = `${Math.max(240, Math.min(h, window.innerHeight * 0.7))}px`;
+    const width = drawing.clientWidth, height = drawing.clientHeight;
+    setView(w <= width && h <= height ? whole
+      : { x, y: y + Math.max(0, (h - height) / 2), w: width, h: height });
     const result = graph.result;
     document.getElementById("graph-id").textContent = graph.id;
     document.getElementById("graph-summary").textContent = result
       ? `Output ${result.output} = ${number(result.value)}; ${Object.keys(result.values).length} nodes.`
       : "";
-    document.getElementById("drawing-card").hidden = false;
+    document.getElementById("drawing-card").scrollIntoView({ block: "start" });
     drawing.dataset.drawn = graph.id;
   }
 

@@ -8,6 +8,7 @@
   const GRID = 60; // cells a side: 3,600 rows in one predict call
   const MARGIN = 1; // around the data, as micrograd's demo draws it
   const CLASS_COLOURS = ["#c0392b", "#2471a3", "#27ae60", "#8e44ad", "#d68910", "#17a589"];
+  const SHADES = ["#f2c4bf", "#bed4e6", "#bfe6cf", "#dcc6e6", "#f3dcb4", "#b9e3dc"]; // opaque: no seams
 
   function facts(list, entries) {
     list.replaceChildren(...entries.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]));
@@ -41,12 +42,11 @@
     const context = canvas.getContext("2d");
     const { width, height } = canvas;
     const cell = [width / GRID, height / GRID];
-    context.globalAlpha = 0.35;
     predicted.forEach((k, n) => {
-      context.fillStyle = CLASS_COLOURS[k % CLASS_COLOURS.length];
-      context.fillRect((n % GRID) * cell[0], Math.floor(n / GRID) * cell[1], cell[0] + 1, cell[1] + 1);
+      context.fillStyle = SHADES[k % SHADES.length];
+      const left = Math.floor((n % GRID) * cell[0]), top = Math.floor(Math.floor(n / GRID) * cell[1]);
+      context.fillRect(left, top, Math.ceil(cell[0]) + 1, Math.ceil(cell[1]) + 1);
     });
-    context.globalAlpha = 1;
     context.strokeStyle = "#111";
     data.x.forEach(([x, y], n) => {
       context.beginPath();
