@@ -294,6 +294,27 @@ def test_the_readme_graph_is_drawn_with_every_value_and_gradient(browser, signed
     wait_for(browser, lambda b: b.find_element(By.CSS_SELECTOR, "#drawing svg"))
 
 
+def test_a_large_graph_is_queued_polled_and_drawn_cut_down(browser, signed_in, tmp_path):
+    """Over GRAPH_INLINE_MAX_NODES (20,000) a graph is evaluated on a worker: the page polls
+    it, then draws the DOT export's 200 nodes nearest the output, with its note."""
+    count = 20_001
+    nodes = [{"id": "x0", "op": "input", "value": 0.5}]
+    nodes += [{"id": f"x{i}", "op": "tanh", "inputs": [f"x{i - 1}"]} for i in range(1, count)]
+    upload = tmp_path / "chain.json"
+    upload.write_text(json.dumps({"nodes": nodes}))
+    browser.get(signed_in + "/graphs")
+    wait_for(browser, lambda b: b.find_element(By.ID, "graph-file")).send_keys(str(upload))
+    document = browser.find_element(By.ID, "graph-document")
+    wait_for(browser, lambda b: "chain.json" in document.get_attribute("placeholder"))
+    browser.find_element(By.ID, "evaluate").click()
+    drawing = wait_for(browser, lambda b: b.find_element(By.CSS_SELECTOR, "#drawing svg"))
+    text = drawing.get_attribute("textContent")
+    assert f"of {count}" in text and f"x{count - 1}" in text
+    assert len(drawing.find_elements(By.CSS_SELECTOR, "g.node")) < 500  # cut down
+    assert f"{count} nodes" in visible_text(browser, "graph-summary")
+    shoot(browser, "graph-large")
+
+
 def test_a_bad_graph_shows_the_problem_with_its_path(browser, signed_in):
     browser.get(signed_in + "/graphs")
     document = wait_for(browser, lambda b: b.find_element(By.ID, "graph-document"))

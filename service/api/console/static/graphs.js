@@ -7,6 +7,8 @@
   const main = gradserve.main();
   const DOT = "text/vnd.graphviz";
   const POLL_MS = 500;
+  const SHOWN_MAX = 256 * 1024; // characters: a larger upload is sent without being shown
+  let uploaded = null; // (a textarea of megabytes makes the page crawl)
   const box = document.getElementById("graph-problem");
   const drawing = document.getElementById("drawing");
   let view = null; // the SVG's viewBox now: {x, y, w, h}
@@ -114,18 +116,33 @@
     document.getElementById("graph-form").addEventListener("submit", (event) => {
       event.preventDefault();
       run(async () => {
-        const graph = await evaluated(await api("/v1/graphs", { method: "POST", body: textarea.value }));
+        const body = uploaded ?? textarea.value;
+        const graph = await evaluated(await api("/v1/graphs", { method: "POST", body }));
         history.replaceState(null, "", `/graphs/${encodeURIComponent(graph.id)}`);
         await draw(graph);
       });
     });
     document.getElementById("example").addEventListener("click", () => run(async () => {
       const response = await fetch(main.dataset.exampleUrl);
+      typed();
       textarea.value = await response.text();
     }));
+    const placeholder = textarea.placeholder;
+    const typed = () => { uploaded = null; textarea.placeholder = placeholder; };
+    textarea.addEventListener("input", typed);
     document.getElementById("graph-file").addEventListener("change", (event) => run(async () => {
       const [file] = event.target.files;
-      if (file) textarea.value = await file.text();
+      if (!file) return;
+      const text = await file.text();
+      typed();
+      if (text.length <= SHOWN_MAX) {
+        textarea.value = text;
+        return;
+      }
+      uploaded = text;
+      textarea.value = "";
+      textarea.placeholder = `${file.name} (${Math.round(text.length / 1024)} KiB) is uploaded, `
+        + "too large to show here: Evaluate sends it. Type or paste here to send a document instead.";
     }));
     if (main.dataset.graphId) {
       run(async () => draw(await evaluated(await api(`/v1/graphs/${encodeURIComponent(main.dataset.graphId)}`))));
