@@ -119,7 +119,7 @@ const gradserve = (() => {
 
   /** Follow a job until it is terminal: onStatus(job) on each status, onProgress({step,
    * loss, accuracy}) for steps after `since - 1`, each step once and in order. Reads the
-   * events stream (reconnecting with Last-Event-ID); if the API has none, polls. */
+   * events stream (reconnecting with Last-Event-ID); where it cannot, polls. */
   async function followJob(jobId, { onStatus, onProgress, since = 0, signal }) {
     let next = since; // the first step not yet handed on
     const progress = async (page) => {
@@ -140,7 +140,9 @@ const gradserve = (() => {
       try {
         response = await api(`/v1/jobs/${encodeURIComponent(jobId)}/events`, { headers, raw: true, signal });
       } catch (error) {
-        if (error instanceof ApiError && (error.status === 404 || error.status === 405)) {
+        // No stream here (404, 405: an API without one; 503: this process has all the
+        // streams it allows): poll instead.
+        if (error instanceof ApiError && [404, 405, 503].includes(error.status)) {
           return pollJob(jobId, { onStatus, progress, from: () => next, signal });
         }
         if (signal?.aborted || error instanceof ApiError) throw error;
