@@ -28,6 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "var" / "screenshots"
 PAGES = ["/", "/jobs/x", "/models/x", "/graphs", "/graphs/x"]
 NARROW = 375  # px: a phone
+WIDER_THAN_THE_WINDOW = """
+const width = document.documentElement.clientWidth;
+return [...document.querySelectorAll('body *')]
+  .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > width + 0.5)
+  .filter((e) => !e.parentElement.closest('.table-wrap, .drawing, pre'))  // scroll inside
+  .map((e) => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className).slice(0, 5);
+"""
 
 
 # -- without a browser -------------------------------------------------------------------
@@ -120,7 +127,9 @@ def sign_in(browser, key):
 def shoot(browser, name):
     """A screenshot of the whole page, not only the window's part of it."""
     size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    # The whole page is laid out at the window's width (its scrollbar gone): clip to that.
+    width = max(size["width"], browser.execute_script("return window.innerWidth"))
+    clip = {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1}
     shot = browser.execute_cdp_cmd(
         "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
     )
@@ -349,8 +358,8 @@ def test_every_page_is_readable_375_px_wide(browser, signed_in, api):
         for name, path in pages.items():
             browser.get(signed_in + path)
             wait_for(browser, lambda b: b.find_element(By.ID, "content").is_displayed())
-            width = browser.execute_script("return document.documentElement.scrollWidth")
-            assert width <= NARROW, f"{path} is {width} px wide"
+            offenders = browser.execute_script(WIDER_THAN_THE_WINDOW)
+            assert not offenders, f"{path}: {offenders} reach past the window's right edge"
             shoot(browser, f"{name}-375px")
     finally:
         browser.set_window_size(1280, 900)
