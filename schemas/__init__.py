@@ -6,6 +6,7 @@ from .health import HealthSchema, ReadinessSchema
 from .history import HistoryArgsSchema, HistorySchema
 from .job import (
     JOB_STATUSES,
+    DataArgsSchema,
     DataSummarySchema,
     InlineDataSchema,
     JobListArgsSchema,
@@ -26,6 +27,7 @@ __all__ = [
     "GraphResourceSchema",
     "GraphResultSchema",
     "GraphSchema",
+    "DataArgsSchema",
     "HealthSchema",
     "HistoryArgsSchema",
     "HistorySchema",

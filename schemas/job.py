@@ -93,6 +93,19 @@ class InlineDataSchema(Schema):
     )
 
 
+class DataArgsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    generated = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "true: a job that trains on a generated data set answers with that "
+            "data (as generated, labels in the form its loss expects) rather than a 404."
+        },
+    )
+
+
 class OptimizerSchema(Schema):
     class Meta:
         unknown = RAISE

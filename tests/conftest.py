@@ -34,12 +34,19 @@ queued in-process with no worker); test_ratelimit sets small ones of its own."""
 RELIABILITY_FIGURES: list[str] = []
 """Lines test_reliability measures (seconds from each fault to the job running again, the
 stored steps computed again), printed at the end of the run."""
+CONSOLE_FIGURES: list[str] = []
+"""What test_console measures (page weights, the curve's delay) and where its screenshots
+are, printed at the end of the run."""
 
 
 def pytest_terminal_summary(terminalreporter):
     if RELIABILITY_FIGURES:
         terminalreporter.section("reliability figures")
         for line in RELIABILITY_FIGURES:
+            terminalreporter.write_line(line)
+    if CONSOLE_FIGURES:
+        terminalreporter.section("console figures")
+        for line in CONSOLE_FIGURES:
             terminalreporter.write_line(line)
 
 

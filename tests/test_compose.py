@@ -144,8 +144,13 @@ def test_the_image_installs_every_package(tmp_path):
         for init in (ROOT / top).rglob("__init__.py"):
             package = init.parent.relative_to(ROOT).as_posix()
             assert package in shipped, f"{package} is not in the wheel"
-    # The docs pages' assets are data, not modules: package-data must ship them too.
+    # The docs pages' assets are data, not modules: package-data must ship them too, and the
+    # console's (its templates, scripts, styles and vendored libraries).
     assets = [p for p in (ROOT / "service").rglob("api_docs_static/**/*") if p.is_file()]
+    console = ROOT / "service" / "api" / "console"
+    assets += [p for p in console.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
     assert any(p.name == "redoc.standalone.js" for p in assets)
+    assert any(p.name == "viz-global.js" for p in assets)
+    assert any(p.name == "jobs.html" for p in assets)
     for asset in assets:
         assert asset.relative_to(ROOT).as_posix() in files, f"{asset} is not in the wheel"

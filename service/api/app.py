@@ -10,7 +10,7 @@ from ..config import load_config
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.deliveries import WebhookDeliveries
 from ..store.queue import connect, connect_subscriber, make_queue
-from . import auth, boundary, compression, docs_assets, openapi, ratelimit
+from . import auth, boundary, compression, console, docs_assets, openapi, ratelimit
 from .body import BoundedRequest
 from .concurrency import heavy_slots, release_heavy_slot
 from .extensions import Services
@@ -54,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (graphs.blp, jobs.blp, models.blp, webhooks.blp, health.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs_assets.blueprint)
+    app.register_blueprint(console.blueprint)
     boundary.register(app)
     compression.register(app)
     app.teardown_request(release_heavy_slot)

@@ -9,8 +9,10 @@ from typing import Any
 from flask import Response, current_app, request
 from flask.views import MethodView
 
+from engine.data import load
 from engine.spec import MAX_METADATA_KEY, MAX_METADATA_PAIRS, normalize_spec
 from schemas import (
+    DataArgsSchema,
     HistoryArgsSchema,
     HistorySchema,
     InlineDataSchema,
@@ -25,6 +27,7 @@ from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound, Too
 from ...store.keys import Keys
 from ...store.queue import training_enqueuer
 from ..auth import tenant
+from ..concurrency import run_cpu_bound
 from ..events import TERMINAL, StreamSettings, job_events
 from ..extensions import services
 from ..prefer import wait_until_finished, waiting
@@ -37,6 +40,7 @@ blp = Blueprint(
     url_prefix="/v1/jobs",
     description="Train an MLP on a worker and follow it step by step.",
 )
+JSON = "application/json"
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 LOCATION = {"Location": {"description": "The job resource.", "schema": {"type": "string"}}}
 EXAMPLE = {
@@ -64,6 +68,12 @@ def idempotency(body: Any) -> tuple[str, str, int] | None:
     if not IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidParameter("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
     return key, fingerprint(body), current_app.config["IDEMPOTENCY_TTL"]
+
+
+def generated_data(spec: dict) -> str:
+    """A generated data set as canonical JSON, as inline data is served."""
+    x, y = load(spec)
+    return json.dumps({"x": x.tolist(), "y": y.tolist()}, sort_keys=True, separators=(",", ":"))
 
 
 def existing_job(job_id: str) -> dict:
@@ -310,15 +320,21 @@ class Data(MethodView):
         description="The inline data as submitted, as canonical JSON (keys sorted, no "
         "spaces): the sha256 of this body is the job's spec.data.sha256.",
     )
+    @blp.arguments(DataArgsSchema, location="query")
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, job_id: str) -> Response:
-        """A job's inline training data (404 for a job that trains on a generated data set)."""
-        if "data" not in existing_job(job_id)["spec"]:
-            raise NoInlineData(job_id)
+    def get(self, args: dict, job_id: str) -> Response:
+        """A job's inline training data (a generated data set is a 404, unless `generated`
+        asks for it: the console draws it under a model's decision boundary)."""
+        spec = existing_job(job_id)["spec"]
+        if "data" not in spec:
+            if not args["generated"]:
+                raise NoInlineData(job_id)
+            weight = spec["dataset"]["samples"] * spec["model"]["inputs"] * 8
+            return Response(run_cpu_bound(weight, generated_data, spec), mimetype=JSON)
         data = services().store.job_data(job_id, tenant=tenant())
         if data is None:
             raise NotFound("job", job_id)  # deleted meanwhile
-        return Response(data, mimetype="application/json")
+        return Response(data, mimetype=JSON)
 
 
 @blp.route("/<job_id>/cancel")
