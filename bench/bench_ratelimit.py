@@ -1,11 +1,11 @@
 """What the rate limiter costs a request: the same small requests, through the whole app
 (create_app, Flask's test client, an API key, a real redis-server with its append-only
-file) with Flask-Limiter switched off (RATELIMIT_ENABLED=false: none of its hooks runs) and
-with it counting (budgets large enough that nothing is refused: the cost of counting, not
+file) with no budgets (RATE_LIMIT and RATE_LIMIT_SUBMIT empty: nothing is counted) and
+with them counting (budgets large enough that nothing is refused: the cost of counting, not
 of refusing). The two apps take turns, batch by batch, so a busy machine weighs on both.
 
-- GET /v1/jobs/{id}: one budget (RATE_LIMIT): a count, and the window read for the headers;
-- POST /v1/graphs (the README graph): two budgets (RATE_LIMIT_SUBMIT too).
+- GET /v1/jobs/{id}: one budget (RATE_LIMIT), counted and read in one Lua call;
+- POST /v1/graphs (the README graph): two budgets (RATE_LIMIT_SUBMIT too), in the same call.
 """
 
 import json
@@ -23,7 +23,7 @@ GRAPH = json.loads((Path(__file__).parent.parent / "examples" / "micrograd_graph
 BATCH = 100
 BATCHES = 20
 CONFIGS = {
-    "without": {"RATELIMIT_ENABLED": False},
+    "without": {"RATE_LIMIT": "", "RATE_LIMIT_SUBMIT": ""},
     "with": {"RATE_LIMIT": "600000/minute", "RATE_LIMIT_SUBMIT": "600000/minute"},
 }
 

@@ -7,14 +7,13 @@ file, gunicorn with its config, two rq workers), against the engine in-process:
 """
 
 import json
-import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import requests
 
+from bench import servers
 from bench.timing import best_of
 from engine import evaluate
 from engine.train import train
@@ -102,23 +101,11 @@ def main():
     body = json.dumps(big)
     in_process_big = best_of(lambda: evaluate(big), 2, budget=60)
 
-    with tempfile.TemporaryDirectory() as data_dir:
-        redis_port, port = redis_server.free_port(), redis_server.free_port()
-        redis = redis_server.start(redis_port, Path(data_dir) / "redis")  # durable: AOF
-        redis_server.wait_ready(redis_server.url(redis_port), redis)
-        env = {
-            **os.environ,
-            "REDIS_URL": redis_server.url(redis_port),
-            "PORT": str(port),
-            "GUNICORN_ACCESS_LOG": "",
-            # On loopback, as tenant `local`, polling every 2 ms: this measures the service,
-            # not its keys or rate limits.
-            "GRADSERVE_AUTH": "off",
-            "GRADSERVE_RATE_LIMIT": "",
-            "GRADSERVE_RATE_LIMIT_SUBMIT": "",
-        }
-        with open(Path(data_dir) / "stack.log", "w") as log:
-            stack = Stack(workers=2, data_dir=Path(data_dir), env=env, output=log)
+    with servers.redis() as (redis_url, data_dir):  # durable: AOF, as make run's
+        port = redis_server.free_port()
+        env = servers.environment(redis_url, port, servers.AUTH_OFF)
+        with open(data_dir / "stack.log", "w") as log:
+            stack = Stack(workers=2, data_dir=data_dir, env=env, output=log)
             stack.start()
             base = f"http://127.0.0.1:{port}"
             try:
@@ -128,8 +115,6 @@ def main():
                 accepted, evaluated = large_graph_seconds(base, body)
             finally:
                 stack.stop()
-                redis.terminate()
-                redis.wait(10)
 
     median = statistics.median(demo)
     print(

@@ -286,7 +286,7 @@ def test_the_apps_credentials_cannot_administer_redis(first, command):
 
 
 def test_the_rate_limiter_counts_in_the_bundled_redis_as_the_apps_user(first):
-    """Flask-Limiter's scripts (EVALSHA, SCRIPT LOAD) run under the app's ACL user: over
+    """The limiter's script (EVALSHA, SCRIPT LOAD) runs under the app's ACL user: over
     HTTP each /v1 answer's count goes down by one; in-process, with the stack's Redis URL
     (user and password in it) and a small limit, the limit is reached."""
     with first.api as api:

@@ -31,7 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         store=JobStore(connection, retention_days=retention),
         graphs=GraphStore(connection, retention_days=retention, bulk=bulk),
         queue=make_queue(connection, app.config),
-        keys=ApiKeys(connection),
+        keys=ApiKeys(connection, cache_seconds=app.config["KEY_CACHE_SECONDS"]),
         webhooks=WebhookSecrets(connection),
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
         heavy=heavy_slots(app.config["HEAVY_REQUESTS"]),

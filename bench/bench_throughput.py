@@ -1,0 +1,103 @@
+"""Requests a second over HTTP, as production serves them: the API under gunicorn with its
+config (gevent workers, service/api/gunicorn_conf.py), auth on with a real key and the rate
+limiter counting (budgets of a second, so nothing is refused and the windows stay as
+short as production's), against a bare Flask app answering a constant under the same
+config, in the same run. wrk drives both (16 keep-alive connections) on the same machine;
+the rounds alternate, and each figure is the median of its rounds.
+
+- POST /v1/graphs, the README graph (examples/micrograd_graph.json): evaluated in the
+  request, stored, 201; target: at least 60% of the bare app's rate;
+- GET /v1/jobs/{id} of a queued job (polling is most of a job API's traffic): target at
+  least 70%.
+
+`python -m bench.bench_throughput [--quick] [--access-log]`: --quick runs one short round;
+--access-log turns gunicorn's access log on (to a file) to show what it costs.
+"""
+
+import statistics
+import sys
+from pathlib import Path
+
+import requests
+
+from bench import load, servers
+from bench.report import Figure, print_figures
+from service.store import ApiKeys
+from service.store.queue import connect
+
+GRAPH = (Path(__file__).parent.parent / "examples" / "micrograd_graph.json").read_bytes()
+BUDGETS = {  # counted, never reached at these rates; windows of a second, as short as 600/min's
+    "GRADSERVE_RATE_LIMIT": "1000000/second",
+    "GRADSERVE_RATE_LIMIT_SUBMIT": "1000000/second",
+}
+TARGETS = {"POST /v1/graphs (README graph)": 0.60, "GET /v1/jobs/{id}": 0.70}
+
+
+def rounds(runs: dict, count: int, seconds: float) -> dict[str, list[load.Load]]:
+    """Each run in turn, `count` times, after a warm-up of each."""
+    for run in runs.values():
+        run(1.0)
+    results: dict[str, list[load.Load]] = {name: [] for name in runs}
+    for _ in range(count):
+        for name, run in runs.items():
+            results[name].append(run(seconds))
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    quick, access_log = "--quick" in argv, "--access-log" in argv
+    if not load.available():
+        print(load.WRK_HINT)
+        return
+    count, seconds = (1, 3.0) if quick else (3, 5.0)
+    with servers.redis() as (url, scratch):
+        settings = dict(BUDGETS)
+        if access_log:
+            settings["GUNICORN_ACCESS_LOG"] = str(scratch / "access.log")
+        key = ApiKeys(connect(url)).create("bench")[1]
+        auth = {"Authorization": f"Bearer {key}"}
+        bare_args = ["bench.bare_app:app"]
+        with (
+            servers.gunicorn(url, scratch, settings) as (api, _),
+            servers.gunicorn(url, scratch, {}, bare_args, ready="/") as (bare, _),
+        ):
+            job = requests.post(f"{api}/v1/jobs", json={}, headers=auth, timeout=30)
+            assert job.status_code == 202, job.text
+            job_url = api + job.headers["Location"]
+            posted = {**auth, "Content-Type": "application/json"}
+            runs = {
+                "bare": lambda s: load.run(f"{bare}/", "POST", GRAPH, posted, s),
+                "POST /v1/graphs (README graph)": lambda s: load.run(
+                    f"{api}/v1/graphs", "POST", GRAPH, posted, s
+                ),
+                "GET /v1/jobs/{id}": lambda s: load.run(job_url, "GET", None, auth, s),
+            }
+            results = rounds(runs, count, seconds)
+    failed = {name: sum(r.failed for r in found) for name, found in results.items()}
+    assert not any(failed.values()), f"requests that failed: {failed}"
+    rate = {name: statistics.median(r.rate for r in found) for name, found in results.items()}
+    p50 = {name: statistics.median(r.p50_ms for r in found) for name, found in results.items()}
+    log = "on (to a file)" if access_log else "off"
+    print(
+        f"wrk, 16 connections, {count} round(s) of {seconds:g} s each, median; auth on, "
+        f"rate limits counting, access log {log}; baseline: a bare Flask app, same config"
+    )
+    print_figures(
+        [
+            Figure(
+                f"{name}, requests/s (p50 {p50[name]:.1f} ms)",
+                rate[name],
+                rate["bare"],
+                "bare Flask",
+                higher_is_better=True,
+                target=TARGETS[name],
+            )
+            for name in TARGETS
+        ],
+        unit="/s",
+    )
+
+
+if __name__ == "__main__":
+    main()

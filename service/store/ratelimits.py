@@ -1,0 +1,91 @@
+"""The rate limiter's counts: moving windows in Redis, every budget a request spends counted
+and read in one Lua call (one round trip per request, however many budgets apply).
+
+A window is a list of the times its requests were counted, newest first, trimmed to the
+budget's size and expiring with its period (the layout of the `limits` library's moving
+window). A request is counted only if every budget it spends has room: a refused request
+spends nothing. The answer gives, for each budget, how many requests its window holds and
+when the oldest of them was made (what `RateLimit-Remaining` and `RateLimit-Reset` say)."""
+
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import redis
+
+from .keys import Keys
+
+SPEND = """
+local now = tonumber(ARGV[1])
+local breached = 0
+for i = 1, #KEYS do
+    local size, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+    local entry = redis.call('lindex', KEYS[i], size - 1)
+    if entry and tonumber(entry) > now - period then
+        breached = i
+        break
+    end
+end
+if breached == 0 then
+    for i = 1, #KEYS do
+        local size, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+        redis.call('lpush', KEYS[i], ARGV[1])
+        redis.call('ltrim', KEYS[i], 0, size - 1)
+        redis.call('expire', KEYS[i], math.ceil(period))
+    end
+end
+local answer = {breached}
+for i = 1, #KEYS do
+    local size, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+    -- the oldest entry still in the window: entries are newest first
+    local low, high, found, oldest = 0, size - 1, -1, ARGV[1]
+    while low <= high do
+        local mid = math.floor((low + high) / 2)
+        local value = redis.call('lindex', KEYS[i], mid)
+        if value and tonumber(value) > now - period then
+            found, oldest, low = mid, value, mid + 1
+        else
+            high = mid - 1
+        end
+    end
+    answer[#answer + 1] = found + 1
+    answer[#answer + 1] = oldest
+end
+return answer
+"""
+
+
+class Budget(NamedTuple):
+    """`size` requests per `period` seconds; `name` tells its window from others."""
+
+    name: str
+    size: int
+    period: float
+
+
+class Window(NamedTuple):
+    counted: int  # requests in the window now
+    oldest: float  # when the oldest of them was made (Unix time): it leaves at + period
+
+
+class RateCounts:
+    def __init__(self, connection: redis.Redis, prefix: str = "gradserve") -> None:
+        self.keys = Keys(prefix)
+        self._spend = connection.register_script(SPEND)
+
+    def spend(
+        self, caller: str, budgets: Sequence[Budget], now: float | None = None
+    ) -> tuple[int | None, list[Window]]:
+        """Count one request of `caller` against `budgets` if each has room: (the index of
+        the first budget without room, or None when counted; each budget's window)."""
+        now = time.time() if now is None else now
+        keys = [self.keys.rate_limit(caller, budget.name) for budget in budgets]
+        args: list[str | int | float] = [repr(now)]
+        for budget in budgets:
+            args += [budget.size, repr(budget.period)]
+        answer = self._spend(keys=keys, args=args)
+        breached = int(answer[0])
+        windows = [
+            Window(int(answer[i]), float(answer[i + 1])) for i in range(1, len(answer), 2)
+        ]
+        return (breached - 1 if breached else None), windows
