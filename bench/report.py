@@ -1,8 +1,8 @@
 """One format for every figure a bench prints: the figure, its value, the baseline measured
 in the same run, their ratio, and the target, when there is one, with whether it was met.
 
-    figure                                    value        baseline (bare Flask)   ratio  target
-    POST /v1/graphs (README graph), req/s     1012/s       1630/s                  0.62   >= 0.60 met
+    figure                       value     baseline                ratio   target
+    POST /v1/graphs, requests/s  1012/s    1630/s (bare Flask)     0.62    >= 0.60 met
 """
 
 from collections.abc import Sequence

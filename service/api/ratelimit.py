@@ -103,7 +103,10 @@ class Limiter:
             log.warning("rate limit not counted: Redis failed: %s", error)
             return
         if breached is None:
-            left = [limit.item.amount - window.counted for limit, window in zip(limits, windows)]
+            left = [
+                limit.item.amount - window.counted
+                for limit, window in zip(limits, windows, strict=True)
+            ]
             tightest = left.index(min(left))
             g.rate_limit = Spent(limits[tightest], windows[tightest], False)
             return

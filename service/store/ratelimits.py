@@ -1,9 +1,9 @@
 """The rate limiter's counts: moving windows in Redis, every budget a request spends counted
 and read in one Lua call (one round trip per request, however many budgets apply).
 
-A window is a list of the times its requests were counted, newest first, trimmed to the
-budget's size and expiring with its period (the layout of the `limits` library's moving
-window). A request is counted only if every budget it spends has room: a refused request
+A window is a list of the times its requests were counted, newest first, holding only
+those within the period (older ones are dropped as the next request comes) and expiring
+with it. A request is counted only if every budget it spends has room: a refused request
 spends nothing. The answer gives, for each budget, how many requests its window holds and
 when the oldest of them was made (what `RateLimit-Remaining` and `RateLimit-Reset` say)."""
 
@@ -18,38 +18,34 @@ from .keys import Keys
 SPEND = """
 local now = tonumber(ARGV[1])
 local breached = 0
+local counted = {}
 for i = 1, #KEYS do
     local size, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-    local entry = redis.call('lindex', KEYS[i], size - 1)
-    if entry and tonumber(entry) > now - period then
+    -- what has left the window goes (the oldest are at the tail): the list holds only the
+    -- window, so each request costs a few commands, however large the budget
+    while true do
+        local last = redis.call('lindex', KEYS[i], -1)
+        if not last or tonumber(last) > now - period then
+            break
+        end
+        redis.call('rpop', KEYS[i])
+    end
+    counted[i] = redis.call('llen', KEYS[i])
+    if breached == 0 and counted[i] >= size then
         breached = i
-        break
     end
 end
 if breached == 0 then
     for i = 1, #KEYS do
-        local size, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
         redis.call('lpush', KEYS[i], ARGV[1])
-        redis.call('ltrim', KEYS[i], 0, size - 1)
-        redis.call('expire', KEYS[i], math.ceil(period))
+        redis.call('expire', KEYS[i], math.ceil(tonumber(ARGV[2 * i + 1])))
+        counted[i] = counted[i] + 1
     end
 end
 local answer = {breached}
 for i = 1, #KEYS do
-    local size, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-    -- the oldest entry still in the window: entries are newest first
-    local low, high, found, oldest = 0, size - 1, -1, ARGV[1]
-    while low <= high do
-        local mid = math.floor((low + high) / 2)
-        local value = redis.call('lindex', KEYS[i], mid)
-        if value and tonumber(value) > now - period then
-            found, oldest, low = mid, value, mid + 1
-        else
-            high = mid - 1
-        end
-    end
-    answer[#answer + 1] = found + 1
-    answer[#answer + 1] = oldest
+    answer[#answer + 1] = counted[i]
+    answer[#answer + 1] = redis.call('lindex', KEYS[i], -1) or ARGV[1]
 end
 return answer
 """
@@ -85,7 +81,5 @@ class RateCounts:
             args += [budget.size, repr(budget.period)]
         answer = self._spend(keys=keys, args=args)
         breached = int(answer[0])
-        windows = [
-            Window(int(answer[i]), float(answer[i + 1])) for i in range(1, len(answer), 2)
-        ]
+        windows = [Window(int(answer[i]), float(answer[i + 1])) for i in range(1, len(answer), 2)]
         return (breached - 1 if breached else None), windows
