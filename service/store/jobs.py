@@ -26,7 +26,7 @@ import redis
 
 from .. import settings
 from ..errors import IdempotencyKeyReused, TooManyActiveJobs
-from ..strictjson import dumps
+from ..strictjson import dumps, fast_loads
 from . import checkpoint as checkpoints
 from . import scripts
 from .cancel import CancelListener, listen
@@ -206,7 +206,7 @@ class JobStore:
         if not raw or raw.get(b"tenant", b"").decode() != tenant:
             return None
         job = {"id": raw[b"id"].decode(), "status": raw[b"status"].decode()}
-        job.update((name, json.loads(raw[name.encode()])) for name in JSON_FIELDS)
+        job.update((name, fast_loads(raw[name.encode()])) for name in JSON_FIELDS)
         job["attempt"] = int(raw[b"attempt"])
         data = job["spec"].get("data")
         if data is not None and "x" in data:  # a record from before data had its own key
