@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.report import Figure, print_figures
 from service.api import create_app
 from service.stack import redis_server
 from service.store import ApiKeys, JobStore
@@ -82,12 +83,17 @@ def main():
             redis.wait(10)
     print(f"rate limiter, in-process, {BATCHES} batches of {BATCH} requests (median of medians):")
     print(f"  one Redis round trip (PING) here: {statistics.median(pings) * 1e6:.0f} us")
-    for label in requests:
-        without, with_ = (statistics.median(medians[name, label]) for name in CONFIGS)
-        print(
-            f"  {label}: without {without * 1e6:.0f} us, with {with_ * 1e6:.0f} us: "
-            f"+{(with_ - without) * 1e6:.0f} us ({with_ / without:.2f}x)"
-        )
+    print_figures(
+        [
+            Figure(
+                f"{label}, per request with budgets",
+                statistics.median(medians["with", label]),
+                statistics.median(medians["without", label]),
+                "no budgets",
+            )
+            for label in requests
+        ]
+    )
 
 
 if __name__ == "__main__":
