@@ -77,14 +77,18 @@ def main(argv: list[str] | None = None) -> None:
                 "GET /v1/jobs/{id}": lambda s: load.run(job_url, "GET", None, auth, s),
             }
             results = rounds(runs, count, seconds)
+    # Not 2xx (a 503 when Redis answered slower than REDIS_SOCKET_TIMEOUT on a busy
+    # machine), or no answer within 10 s: a few are noise, more make the figure void.
     failed = {name: sum(r.failed for r in found) for name, found in results.items()}
-    assert not any(failed.values()), f"requests that failed: {failed}"
+    made = {name: sum(r.requests for r in found) for name, found in results.items()}
+    assert all(failed[name] <= made[name] / 100 for name in made), f"failed: {failed}"
     rate = {name: statistics.median(r.rate for r in found) for name, found in results.items()}
     p50 = {name: statistics.median(r.p50_ms for r in found) for name, found in results.items()}
     log = "on (to a file)" if access_log else "off"
     print(
         f"wrk, 16 connections, {count} round(s) of {seconds:g} s each, median; auth on, "
-        f"rate limits counting, access log {log}; baseline: a bare Flask app, same config"
+        f"rate limits counting, access log {log}; baseline: a bare Flask app, same config; "
+        f"failed: {sum(failed.values())} of {sum(made.values())}"
     )
     print_figures(
         [

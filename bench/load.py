@@ -72,6 +72,8 @@ def run(
             f"-t{threads}",
             f"-c{connections}",
             f"-d{seconds:g}s",
+            "--timeout",
+            "10s",
             "--latency",
             "-s",
             str(lua),

@@ -9,7 +9,9 @@ The windows move: a request leaves its window exactly one period after it was ma
 after which the next request gets through. A refused request spends none of its budgets.
 
 Every budget a request spends is counted, and read back, in one Lua call
-(store/ratelimits.py): one Redis round trip per request, which also gives the headers. A
+(store/ratelimits.py): one Redis round trip per request, which also gives the headers,
+and for a polled job (`GET /v1/jobs/{id}`) reads the job too, so that request makes no
+other. A
 limited response carries `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`
 (seconds until the oldest counted request leaves the window) and `RateLimit-Policy`
 (`<limit>;w=<seconds>`) of its tightest budget: the one that refused it, else the one with
@@ -22,6 +24,7 @@ memory ceiling refuses the limiter's writes)."""
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -75,9 +78,18 @@ class Spent:
     breached: bool
 
 
+ReadAhead = Callable[[dict[str, Any]], str | None]
+"""The Redis key of the record a route reads first, from its URL's arguments (None: none)."""
+
+
 class Limiter:
-    def __init__(self, counts: RateCounts, limits: dict[str, list[Limit]]) -> None:
-        self.counts, self.limits = counts, limits
+    def __init__(
+        self,
+        counts: RateCounts,
+        limits: dict[str, list[Limit]],
+        reads: dict[tuple[str, str], ReadAhead] | None = None,
+    ) -> None:
+        self.counts, self.limits, self.reads = counts, limits, reads or {}
 
     def budgets(self) -> tuple[str, list[Limit]]:
         """Whose budget the request spends (its API key's id; a refused key's or, with AUTH
@@ -97,11 +109,17 @@ class Limiter:
         caller, limits = self.budgets()
         if not limits:
             return
+        read = self.reads.get((request.method, request.endpoint or ""))
+        key = read(request.view_args or {}) if read else None
         try:
-            breached, windows = self.counts.spend(caller, [limit.budget for limit in limits])
+            breached, windows, found = self.counts.spend(
+                caller, [limit.budget for limit in limits], key
+            )
         except redis.RedisError as error:  # let it through: the route meets Redis itself
             log.warning("rate limit not counted: Redis failed: %s", error)
             return
+        if found is not None:
+            g.read_ahead = found
         if breached is None:
             left = [
                 limit.item.amount - window.counted
@@ -113,6 +131,12 @@ class Limiter:
         limit = limits[breached]
         g.rate_limit = Spent(limit, windows[breached], True)
         raise RateLimited(limit.message, str(limit.item), limit.item.get_expiry())
+
+
+def read_ahead() -> dict[bytes, bytes] | None:
+    """The record this request's route reads first, if the limiter read it with its count
+    (one round trip instead of two for a polled job); None: the route reads it itself."""
+    return g.pop("read_ahead", None)
 
 
 def register(app: Flask, services: Services) -> Limiter:
@@ -135,7 +159,11 @@ def register(app: Flask, services: Services) -> Limiter:
         ]
         for setting in SETTINGS
     }
-    limiter = Limiter(RateCounts(services.store.redis, services.store.keys.prefix), limits)
+    store = services.store
+    reads: dict[tuple[str, str], ReadAhead] = {  # the polled job: GET /v1/jobs/{id}
+        ("GET", "jobs.Job"): lambda args: store.record_key(str(args.get("job_id", ""))),
+    }
+    limiter = Limiter(RateCounts(store.redis, store.keys.prefix), limits, reads)
     app.before_request(limiter.check)
     app.after_request(partial(write_headers, limiter))
     return limiter

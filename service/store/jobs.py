@@ -194,12 +194,23 @@ class JobStore:
             raise IdempotencyKeyReused()
         return job
 
-    def get_job(self, job_id: str, *, tenant: str) -> Json | None:
+    def get_job(
+        self, job_id: str, *, tenant: str, record: dict[bytes, bytes] | None = None
+    ) -> Json | None:
         """The job, if it is `tenant`'s; None if there is no such job or it is another
-        tenant's (the same answer: the API does not reveal that another's exists)."""
+        tenant's (the same answer: the API does not reveal that another's exists).
+        `record`: the job's hash as already read at `record_key(job_id)` (the rate
+        limiter's call reads it for a polled job), else it is read here."""
         if not ID_PATTERN.fullmatch(job_id):
             return None
-        return self._decode_job(self.redis.hgetall(self.keys.job(job_id)), tenant)
+        if record is None:
+            record = self.redis.hgetall(self.keys.job(job_id))
+        return self._decode_job(record, tenant)
+
+    def record_key(self, job_id: str) -> str | None:
+        """Where a job's hash is, for a caller that reads it with other work (None for an
+        id that is no job's)."""
+        return self.keys.job(job_id) if ID_PATTERN.fullmatch(job_id) else None
 
     @staticmethod
     def _decode_job(raw: dict[bytes, bytes], tenant: str) -> Json | None:

@@ -5,7 +5,8 @@ A window is a list of the times its requests were counted, newest first, holding
 those within the period (older ones are dropped as the next request comes) and expiring
 with it. A request is counted only if every budget it spends has room: a refused request
 spends nothing. The answer gives, for each budget, how many requests its window holds and
-when the oldest of them was made (what `RateLimit-Remaining` and `RateLimit-Reset` say)."""
+when the oldest of them was made (what `RateLimit-Remaining` and `RateLimit-Reset` say),
+and, when asked, the hash the request is about (a polled job), read in the same call."""
 
 import time
 from collections.abc import Sequence
@@ -17,10 +18,11 @@ from .keys import Keys
 
 SPEND = """
 local now = tonumber(ARGV[1])
+local budgets = #KEYS - tonumber(ARGV[2])
 local breached = 0
 local counted = {}
-for i = 1, #KEYS do
-    local size, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+for i = 1, budgets do
+    local size, period = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
     -- what has left the window goes (the oldest are at the tail): the list holds only the
     -- window, so each request costs a few commands, however large the budget
     while true do
@@ -36,16 +38,19 @@ for i = 1, #KEYS do
     end
 end
 if breached == 0 then
-    for i = 1, #KEYS do
+    for i = 1, budgets do
         redis.call('lpush', KEYS[i], ARGV[1])
-        redis.call('expire', KEYS[i], math.ceil(tonumber(ARGV[2 * i + 1])))
+        redis.call('expire', KEYS[i], math.ceil(tonumber(ARGV[2 * i + 2])))
         counted[i] = counted[i] + 1
     end
 end
 local answer = {breached}
-for i = 1, #KEYS do
+for i = 1, budgets do
     answer[#answer + 1] = counted[i]
     answer[#answer + 1] = redis.call('lindex', KEYS[i], -1) or ARGV[1]
+end
+if breached == 0 and #KEYS > budgets then
+    answer[#answer + 1] = redis.call('hgetall', KEYS[#KEYS])
 end
 return answer
 """
@@ -70,16 +75,27 @@ class RateCounts:
         self._spend = connection.register_script(SPEND)
 
     def spend(
-        self, caller: str, budgets: Sequence[Budget], now: float | None = None
-    ) -> tuple[int | None, list[Window]]:
+        self,
+        caller: str,
+        budgets: Sequence[Budget],
+        read: str | None = None,
+        now: float | None = None,
+    ) -> tuple[int | None, list[Window], dict[bytes, bytes] | None]:
         """Count one request of `caller` against `budgets` if each has room: (the index of
-        the first budget without room, or None when counted; each budget's window)."""
+        the first budget without room, or None when counted; each budget's window; when
+        counted, the hash at key `read`, read in the same call, so the record the request
+        is about costs no round trip of its own; else None)."""
         now = time.time() if now is None else now
         keys = [self.keys.rate_limit(caller, budget.name) for budget in budgets]
-        args: list[str | int | float] = [repr(now)]
+        args: list[str | int | float] = [repr(now), 1 if read else 0]
         for budget in budgets:
             args += [budget.size, repr(budget.period)]
-        answer = self._spend(keys=keys, args=args)
+        answer = self._spend(keys=keys + ([read] if read else []), args=args)
         breached = int(answer[0])
-        windows = [Window(int(answer[i]), float(answer[i + 1])) for i in range(1, len(answer), 2)]
-        return (breached - 1 if breached else None), windows
+        ends = 2 * len(budgets) + 1
+        windows = [Window(int(answer[i]), float(answer[i + 1])) for i in range(1, ends, 2)]
+        found = None
+        if len(answer) > ends:
+            flat = answer[ends]
+            found = dict(zip(flat[::2], flat[1::2], strict=True))
+        return (breached - 1 if breached else None), windows, found
