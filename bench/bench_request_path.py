@@ -20,28 +20,22 @@ count and stays on 127.0.0.1.
 import contextlib
 import http.client
 import json
-import os
 import random
 import select
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import requests
 
 from bench.bench_service import largest_graph
+from bench.servers import api
 from engine.value import paused_gc
 from service import strictjson
 from service.api.jsonbody import load_body
-from service.retry import retry
-from service.stack import redis_server
 
 SMALL_GRAPH = {"nodes": [{"id": "a", "op": "input", "value": 2.0}]}
 WORKER_CLASSES = {
@@ -49,45 +43,6 @@ WORKER_CLASSES = {
     "gthread": ["-k", "gthread", "--threads", "32"],
     "gevent": ["-k", "gevent"],
 }
-
-
-@contextlib.contextmanager
-def api(worker_args: list[str] | None = None, durable: bool = True) -> Iterator[tuple[str, int]]:
-    """A Redis and the API under gunicorn with its config (plus `worker_args`, e.g. another
-    worker class): (base URL, gunicorn's pid). No rq workers: the probes need none."""
-    with tempfile.TemporaryDirectory() as data_dir:
-        redis_port, port = redis_server.free_port(), redis_server.free_port()
-        redis = redis_server.start(redis_port, Path(data_dir) / "redis", durable=durable)
-        redis_server.wait_ready(redis_server.url(redis_port), redis)
-        env = {
-            **os.environ,
-            "REDIS_URL": redis_server.url(redis_port),
-            "PORT": str(port),
-            "GUNICORN_ACCESS_LOG": "",
-            # On loopback, as tenant `local` with no budgets: this measures the request path.
-            "GRADSERVE_AUTH": "off",
-            "GRADSERVE_RATE_LIMIT": "",
-            "GRADSERVE_RATE_LIMIT_SUBMIT": "",
-        }
-        command = [sys.executable, "-m", "gunicorn", "-c", "python:service.api.gunicorn_conf"]
-        with open(Path(data_dir) / "gunicorn.log", "w") as log:
-            server = subprocess.Popen(
-                [*command, *(worker_args or [])], env=env, stdout=log, stderr=log
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            retry(
-                lambda: requests.get(f"{base}/readyz", timeout=5).raise_for_status(),
-                (requests.RequestException,),
-                60,
-                pause=0.1,
-            )
-            yield base, server.pid
-        finally:
-            server.terminate()
-            server.wait(60)
-            redis.terminate()
-            redis.wait(10)
 
 
 # -- slow clients -------------------------------------------------------------------------

@@ -7,14 +7,14 @@ file, gunicorn with its config, two rq workers), against the engine in-process:
 """
 
 import json
-import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import requests
 
+from bench import servers
+from bench.report import Figure, print_figures
 from bench.timing import best_of
 from engine import evaluate
 from engine.train import train
@@ -102,23 +102,11 @@ def main():
     body = json.dumps(big)
     in_process_big = best_of(lambda: evaluate(big), 2, budget=60)
 
-    with tempfile.TemporaryDirectory() as data_dir:
-        redis_port, port = redis_server.free_port(), redis_server.free_port()
-        redis = redis_server.start(redis_port, Path(data_dir) / "redis")  # durable: AOF
-        redis_server.wait_ready(redis_server.url(redis_port), redis)
-        env = {
-            **os.environ,
-            "REDIS_URL": redis_server.url(redis_port),
-            "PORT": str(port),
-            "GUNICORN_ACCESS_LOG": "",
-            # On loopback, as tenant `local`, polling every 2 ms: this measures the service,
-            # not its keys or rate limits.
-            "GRADSERVE_AUTH": "off",
-            "GRADSERVE_RATE_LIMIT": "",
-            "GRADSERVE_RATE_LIMIT_SUBMIT": "",
-        }
-        with open(Path(data_dir) / "stack.log", "w") as log:
-            stack = Stack(workers=2, data_dir=Path(data_dir), env=env, output=log)
+    with servers.redis() as (redis_url, data_dir):  # durable: AOF, as make run's
+        port = redis_server.free_port()
+        env = servers.environment(redis_url, port, servers.AUTH_OFF)
+        with open(data_dir / "stack.log", "w") as log:
+            stack = Stack(workers=2, data_dir=data_dir, env=env, output=log)
             stack.start()
             base = f"http://127.0.0.1:{port}"
             try:
@@ -128,35 +116,40 @@ def main():
                 accepted, evaluated = large_graph_seconds(base, body)
             finally:
                 stack.stop()
-                redis.terminate()
-                redis.wait(10)
 
     median = statistics.median(demo)
-    print(
-        f"micrograd demo job (100 steps), submit -> read succeeded over HTTP: median "
-        f"{median * 1e3:.0f} ms, best {min(demo) * 1e3:.0f} ms of {DEMO_RUNS}"
-    )
-    print(
-        f"  in-process train({{}}): {in_process_demo * 1e3:.0f} ms, so the service adds "
-        f"{(median - in_process_demo) * 1e3:.0f} ms ({median / in_process_demo:.1f}x); "
-        f"micrograd's {MICROGRAD_DEMO_SECONDS} s is {MICROGRAD_DEMO_SECONDS / median:.0f}x it"
-    )
     p50, p90, p99 = (latencies[int(q * (len(latencies) - 1))] for q in (0.5, 0.9, 0.99))
     print(
-        f"README graph POST /v1/graphs ({GRAPH_REQUESTS} requests, one client): "
-        f"p50 {p50 * 1e3:.2f} ms, p90 {p90 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms"
+        f"over HTTP on a stack like make run's (AUTH off, no budgets); micrograd demo job: "
+        f"median of {DEMO_RUNS} (best {min(demo) * 1e3:.0f} ms); README graph: {GRAPH_REQUESTS} "
+        f"POSTs from one client, p90 {p90 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms; largest "
+        f"default graph ({len(big['nodes']):,} nodes, {len(body) / 2**20:.1f} MiB): 202 after "
+        f"{accepted:.2f} s"
     )
-    print(
-        f"  in-process evaluate(): {in_process_graph * 1e3:.3f} ms; HTTP p50 is "
-        f"{p50 / in_process_graph:.0f}x it"
-    )
-    print(
-        f"largest default graph ({len(big['nodes']):,} nodes, {len(body) / 2**20:.1f} MiB): "
-        f"202 after {accepted:.2f} s, succeeded after {evaluated:.2f} s"
-    )
-    print(
-        f"  in-process evaluate(): {in_process_big:.2f} s; the service takes "
-        f"{evaluated / in_process_big:.1f}x it"
+    print_figures(
+        [
+            Figure(
+                "micrograd demo job, submit -> read succeeded",
+                median,
+                in_process_demo,
+                "in-process train({})",
+            ),
+            Figure(
+                "micrograd demo job, the same",
+                median,
+                MICROGRAD_DEMO_SECONDS,
+                "micrograd's own demo",
+            ),
+            Figure(
+                "README graph POST /v1/graphs, p50", p50, in_process_graph, "in-process evaluate()"
+            ),
+            Figure(
+                "largest default graph, POST -> succeeded",
+                evaluated,
+                in_process_big,
+                "in-process evaluate()",
+            ),
+        ]
     )
 
 

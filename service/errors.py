@@ -130,3 +130,12 @@ class Busy(ServiceError):
     """A heavy request that found no free slot in time (HEAVY_WAIT)."""
 
     status, title, slug = 503, "Busy", "busy"
+
+
+class RateLimited(Exception):
+    """Over a rate limit (service/api/ratelimit.py): `limit` names the budget ("600 per 1
+    minute"), `setting` the setting it comes from, `period` its window in seconds."""
+
+    def __init__(self, description: str, limit: str, period: int) -> None:
+        super().__init__(description)
+        self.description, self.limit, self.period = description, limit, period

@@ -15,6 +15,11 @@ AUTH = True
 service.keys` makes them). Off (GRADSERVE_AUTH=off) serves every request as tenant `local`,
 and the API then refuses to start unless it binds a loopback address only."""
 
+KEY_CACHE_SECONDS = 5.0
+"""Seconds an API process remembers a key it found valid before it looks it up in Redis
+again: a revoked key is refused everywhere at most this long after `python -m service.keys
+revoke`. 0: every request looks its key up (a revoke takes effect at the next request)."""
+
 REDIS_BULK_TIMEOUT = 10.0
 """Seconds a Redis command that carries a graph's document or result (up to
 MAX_CONTENT_LENGTH bytes) may take: writing 30 MiB to a busy Redis can take longer than

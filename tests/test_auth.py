@@ -5,6 +5,7 @@ the webhook signing secret."""
 import base64
 import re
 import threading
+import time
 
 import pytest
 
@@ -115,13 +116,48 @@ def test_every_bad_key_gets_the_same_answer_after_the_same_work(bare, keys, api_
     assert len(details) == 1
 
 
-def test_a_revoked_key_stops_working_at_once(bare, keys):
+def test_a_revoked_key_stops_working_at_once_without_the_cache(make_app, keys):
+    bare = client_with(make_app(KEY_CACHE_SECONDS=0))
     record, key = keys.create("acme")
     headers = {"Authorization": f"Bearer {key}"}
     assert bare.get("/v1/jobs", headers=headers).status_code == 200
     assert keys.revoke(record.id).revoked_at
     refused(bare.get("/v1/jobs", headers=headers), INVALID)
     assert keys.revoke("0" * 12) is None  # no such key
+
+
+def test_a_revoked_key_is_refused_within_key_cache_seconds(make_app, keys):
+    """A process remembers a valid key for KEY_CACHE_SECONDS: the revoke reaches it within
+    that time, never later."""
+    ttl = 2.0
+    bare = client_with(make_app(KEY_CACHE_SECONDS=ttl))
+    record, key = keys.create("acme")
+    headers = {"Authorization": f"Bearer {key}"}
+    looked_up = time.monotonic()
+    assert bare.get("/v1/jobs", headers=headers).status_code == 200
+    keys.revoke(record.id)
+    while (left := looked_up + ttl - time.monotonic()) > 0.2:
+        assert bare.get("/v1/jobs", headers=headers).status_code == 200  # remembered
+        time.sleep(min(0.2, left))
+    time.sleep(max(0.0, looked_up + ttl - time.monotonic()) + 0.05)
+    refused(bare.get("/v1/jobs", headers=headers), INVALID)
+    refused(bare.get("/v1/jobs", headers=headers), INVALID)  # and not remembered as valid
+
+
+def test_the_cache_is_by_the_whole_key_never_its_id_or_tenant(make_app, keys):
+    """A remembered key lends nothing: a wrong secret with its id is refused, and keys of
+    two tenants each see their own jobs, request after request."""
+    app = make_app(KEY_CACHE_SECONDS=60)
+    _, mine = keys.create("acme")
+    _, theirs = keys.create("globex")
+    me, them = client_with(app, mine), client_with(app, theirs)
+    job = me.post("/v1/jobs", json=small_spec()).get_json()["id"]
+    for _ in range(3):
+        assert [j["id"] for j in me.get("/v1/jobs").get_json()["items"]] == [job]
+        assert them.get("/v1/jobs").get_json()["items"] == []
+        assert them.get(f"/v1/jobs/{job}").status_code == 404
+    wrong = mine[:-1] + ("B" if mine[-1] != "B" else "C")
+    refused(client_with(app, wrong).get("/v1/jobs"), INVALID)
 
 
 @pytest.mark.parametrize(

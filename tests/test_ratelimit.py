@@ -324,3 +324,19 @@ def test_the_active_jobs_cap_over_http(limited):
     time.sleep(2)
     with ApiSession(base, key) as api:
         assert len(api.get("/v1/jobs?status=queued", timeout=10).json()["items"]) == HTTP_CAP
+
+
+def test_a_polled_job_is_read_with_the_count_and_stays_its_tenants(make_app, redis_client):
+    """GET /v1/jobs/{id}: the limiter's one call counts the request and reads the job; the
+    answer is the job's (or 404 for another tenant, an unknown or a malformed id), the
+    headers are the budget's, and a refused poll reads nothing."""
+    app = make_app(RATE_LIMIT="4/minute")
+    mine, theirs = app.test_client(), client_with(app, ApiKeys(redis_client).create("b")[1])
+    job = mine.post("/v1/jobs", json=small_spec()).get_json()
+    polled = mine.get(f"/v1/jobs/{job['id']}")
+    assert polled.status_code == 200 and polled.get_json() == job | {"status": "queued"}
+    assert budget(polled)[:2] == (4, 2)
+    assert theirs.get(f"/v1/jobs/{job['id']}").status_code == 404
+    assert mine.get("/v1/jobs/" + "0" * 32).status_code == 404
+    assert mine.get("/v1/jobs/not-an-id").status_code == 404
+    rate_limited(mine.get(f"/v1/jobs/{job['id']}"), "RATE_LIMIT")

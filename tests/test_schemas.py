@@ -22,6 +22,7 @@ from schemas import (
     PredictRequestSchema,
     ProblemSchema,
 )
+from schemas.dump import dumper
 
 from .service_helpers import MICROGRAD_GRAPH
 
@@ -220,3 +221,65 @@ def test_openapi_job_choices_and_defaults_are_the_engines():
     assert model["activation"]["default"] == demo["model"]["activation"]
     assert {key: dataset[key]["default"] for key in demo["dataset"]} == demo["dataset"]
     assert optimizer["name"]["default"] == demo["optimizer"]["name"]
+
+
+def _job_records():
+    """Job records as the store gives them, in every state a job resource shows."""
+    spec = normalize_spec({})
+    base = {
+        "id": "0" * 26,
+        "status": "queued",
+        "created_at": "2026-11-30T23:00:00.000000Z",
+        "started_at": None,
+        "finished_at": None,
+        "progress": {"step": 0, "steps": 100},
+        "metrics": {"loss": None, "accuracy": None},
+        "model_id": None,
+        "error": None,
+        "spec": spec,
+        "attempt": 0,  # hidden: not in the resource
+    }
+    inline = normalize_spec({"data": {"x": [[0.0, 1.0]], "y": [1]}, "steps": 3})
+    inline["data"] = {"samples": 1, "features": 2, "sha256": "ab" * 32}
+    return [
+        base,
+        {
+            **base,
+            "status": "running",
+            "progress": {"step": 7, "steps": 100},
+            "metrics": {"loss": 1, "accuracy": 0.5},
+            "started_at": "2026-11-30T23:00:01Z",
+        },
+        {
+            **base,
+            "status": "succeeded",
+            "model_id": "1" * 26,
+            "metrics": {"loss": 0.0, "accuracy": 1},
+            "finished_at": "2026-11-30T23:00:02Z",
+            "spec": inline,
+        },
+        {
+            **base,
+            "status": "failed",
+            "error": {
+                "type": "tag:x",
+                "title": "Non-finite",
+                "status": 422,
+                "detail": "d",
+                "step": 3,
+                "extension": "dropped",
+                "errors": [{"path": "a", "message": "m"}],
+            },
+        },
+        {key: value for key, value in base.items() if key != "metrics"},
+    ]
+
+
+@pytest.mark.parametrize("record", _job_records())
+def test_the_compiled_dump_is_marshmallows(record):
+    """schemas/dump.py: the hot job GET's dump gives what JobSchema().dump gives, value
+    and type (a loss of 1 is 1.0), hidden and unknown members left out alike."""
+    schema = JobSchema()
+    fast, slow = dumper(schema)(record), schema.dump(record)
+    assert fast == slow
+    assert repr(fast) == repr(slow)  # the same types and key order

@@ -35,7 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         store=store,
         graphs=GraphStore(connection, retention_days=retention, bulk=bulk),
         queue=make_queue(connection, app.config),
-        keys=ApiKeys(connection),
+        keys=ApiKeys(connection, cache_seconds=app.config["KEY_CACHE_SECONDS"]),
         webhooks=WebhookSecrets(connection),
         deliveries=WebhookDeliveries(connection),
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),

@@ -6,13 +6,12 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, current_app, request
-from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import InvalidInput, NumericError
 
 from .. import problems
-from ..errors import ServiceError, TooManyActiveJobs
+from ..errors import RateLimited, ServiceError, TooManyActiveJobs
 from ..store.full import is_full
 from ..strictjson import dumps
 
@@ -80,14 +79,13 @@ def from_too_many_active_jobs(error: TooManyActiveJobs) -> Response:
     )
 
 
-def from_rate_limited(error: RateLimitExceeded) -> Response:
+def from_rate_limited(error: RateLimited) -> Response:
     """Over a rate limit (service/api/ratelimit.py): 429 naming the budget. Its after-request
     hook sets Retry-After to the wait until the budget frees a request and adds the
-    RateLimit-* headers; the whole window, here, stands in if Redis cannot tell."""
-    item = error.limit.limit
-    detail = f"{error.description}: at most {item}; try again after Retry-After seconds"
-    body = problems.problem("Too many requests", 429, detail, "rate-limited", limit=str(item))
-    return problem_response(body, {"Retry-After": str(item.get_expiry())})
+    RateLimit-* headers; the whole window, here, stands in if it could not tell."""
+    detail = f"{error.description}: at most {error.limit}; try again after Retry-After seconds"
+    body = problems.problem("Too many requests", 429, detail, "rate-limited", limit=error.limit)
+    return problem_response(body, {"Retry-After": str(error.period)})
 
 
 def from_invalid_input(error: InvalidInput) -> Response:
@@ -143,7 +141,7 @@ def from_unexpected(error: Exception) -> Response:
 
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, from_http_exception)
-    app.register_error_handler(RateLimitExceeded, from_rate_limited)
+    app.register_error_handler(RateLimited, from_rate_limited)
     app.register_error_handler(ServiceError, from_service_error)
     app.register_error_handler(TooManyActiveJobs, from_too_many_active_jobs)
     app.register_error_handler(InvalidInput, from_invalid_input)

@@ -10,9 +10,13 @@ from .graphs import GraphStore
 from .history import HistoryMismatch
 from .jobs import JobStore, Run
 from .keys import Keys
+from .ratelimits import Budget, RateCounts, Window
 from .webhooks import WebhookSecrets
 
 __all__ = [
+    "Budget",
+    "RateCounts",
+    "Window",
     "LOCAL_TENANT",
     "ApiKey",
     "ApiKeys",

@@ -6,9 +6,13 @@ random bits (`secrets.token_urlsafe(32)`: 43 characters of A-Z a-z 0-9 _ -). Red
 sha256 of the whole key, the tenant, the creation time and when it was revoked; never the
 key. The key is shown once, when it is made.
 
-Checking a key costs one Redis round trip and no cache, so a revoke takes effect at the next
-request. Every refusal (malformed, unknown id, wrong secret, revoked) takes the same path: a
-hash and a constant-time comparison, then one answer, "not a valid key"."""
+Checking a key costs one Redis round trip. The API remembers a valid key for
+`cache_seconds` (KEY_CACHE_SECONDS, 5 s) in each process, so a client's requests in a burst
+cost one lookup: a revoked key is refused by every process at most that long after the
+revoke (at once with 0). Only valid keys are remembered, by the hash of the whole key: a
+refusal is never cached, and a wrong secret never meets a remembered one. Every refusal
+(malformed, unknown id, wrong secret, revoked) takes the same path: a hash and a
+constant-time comparison, then one answer, "not a valid key"."""
 
 import hashlib
 import hmac
@@ -30,6 +34,9 @@ TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 LOCAL_TENANT = "local"
 """The tenant of `make run`'s own key, and of every request when AUTH is off."""
+
+CACHE_SIZE = 10_000
+"""Valid keys a process remembers at most (all are forgotten when it is full)."""
 
 _NO_SUCH_KEY = hashlib.sha256(b"no such key").hexdigest().encode()
 """What a refused key is compared with when there is no stored hash to compare it with."""
@@ -53,9 +60,13 @@ class ApiKey:
 
 
 class ApiKeys:
-    def __init__(self, connection: redis.Redis, prefix: str = "gradserve") -> None:
+    def __init__(
+        self, connection: redis.Redis, prefix: str = "gradserve", cache_seconds: float = 0.0
+    ) -> None:
         self.redis = connection
         self.keys = Keys(prefix)
+        self.cache_seconds = cache_seconds
+        self._valid: dict[bytes, tuple[str, float]] = {}  # hash -> (tenant, until: monotonic)
 
     def create(self, tenant: str) -> tuple[ApiKey, str]:
         """A new key for `tenant`: its record, and the key itself (to be shown once)."""
@@ -84,16 +95,26 @@ class ApiKeys:
 
     def authenticate(self, key: str) -> str | None:
         """The tenant of `key`, or None if it is not a valid key (malformed, unknown,
-        wrong, revoked: told apart by nobody)."""
+        wrong, revoked: told apart by nobody). A key found valid within `cache_seconds`
+        is not looked up again."""
+        hashed = digest(key)
+        remembered = self._valid.get(hashed)
+        if remembered is not None and remembered[1] > time.monotonic():
+            return remembered[0]
         match = KEY_PATTERN.fullmatch(key)
         stored = tenant = revoked = None
         if match:  # the format is public; only a well-formed key is worth a round trip
             stored, tenant, revoked = self.redis.hmget(
                 self.keys.api_key(match.group(1)), "hash", "tenant", "revoked_at"
             )
-        same = hmac.compare_digest(digest(key), stored or _NO_SUCH_KEY)
+        same = hmac.compare_digest(hashed, stored or _NO_SUCH_KEY)
         if not (same and match and stored and tenant) or revoked:
+            self._valid.pop(hashed, None)
             return None
+        if self.cache_seconds > 0:
+            if len(self._valid) >= CACHE_SIZE:
+                self._valid.clear()
+            self._valid[hashed] = (tenant.decode(), time.monotonic() + self.cache_seconds)
         return tenant.decode()
 
     @staticmethod

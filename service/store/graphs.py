@@ -42,7 +42,8 @@ class GraphStore:
         document (to be drawn); its id."""
         graph_id, ttl = new_id(), min(ttl, self.retention)
         key = self.keys.graph(graph_id)
-        with self.bulk.pipeline() as pipe:
+        # One round trip; no MULTI: nobody knows the id before this returns.
+        with self.bulk.pipeline(transaction=False) as pipe:
             pipe.hset(key, mapping={"status": "succeeded", "result": result_json, "tenant": tenant})
             pipe.expire(key, ttl)
             if document is not None:

@@ -26,7 +26,7 @@ import redis
 
 from .. import settings
 from ..errors import IdempotencyKeyReused, TooManyActiveJobs
-from ..strictjson import dumps
+from ..strictjson import dumps, fast_loads
 from . import checkpoint as checkpoints
 from . import scripts
 from .cancel import CancelListener, listen
@@ -197,19 +197,30 @@ class JobStore:
             raise IdempotencyKeyReused()
         return job
 
-    def get_job(self, job_id: str, *, tenant: str) -> Json | None:
+    def get_job(
+        self, job_id: str, *, tenant: str, record: dict[bytes, bytes] | None = None
+    ) -> Json | None:
         """The job, if it is `tenant`'s; None if there is no such job or it is another
-        tenant's (the same answer: the API does not reveal that another's exists)."""
+        tenant's (the same answer: the API does not reveal that another's exists).
+        `record`: the job's hash as already read at `record_key(job_id)` (the rate
+        limiter's call reads it for a polled job), else it is read here."""
         if not ID_PATTERN.fullmatch(job_id):
             return None
-        return self._decode_job(self.redis.hgetall(self.keys.job(job_id)), tenant)
+        if record is None:
+            record = self.redis.hgetall(self.keys.job(job_id))
+        return self._decode_job(record, tenant)
+
+    def record_key(self, job_id: str) -> str | None:
+        """Where a job's hash is, for a caller that reads it with other work (None for an
+        id that is no job's)."""
+        return self.keys.job(job_id) if ID_PATTERN.fullmatch(job_id) else None
 
     @staticmethod
     def _decode_job(raw: dict[bytes, bytes], tenant: str) -> Json | None:
         if not raw or raw.get(b"tenant", b"").decode() != tenant:
             return None
         job = {"id": raw[b"id"].decode(), "status": raw[b"status"].decode()}
-        job.update((name, json.loads(raw[name.encode()])) for name in JSON_FIELDS)
+        job.update((name, fast_loads(raw[name.encode()])) for name in JSON_FIELDS)
         job["attempt"] = int(raw[b"attempt"])
         job["metadata"] = json.loads(raw.get(b"metadata", b"{}"))  # none before metadata
         data = job["spec"].get("data")

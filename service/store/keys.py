@@ -99,9 +99,13 @@ class Keys:
         return f"{self.prefix}:apikeys"
 
     def rate_limits(self) -> str:
-        """The prefix of the rate limiter's counters (Flask-Limiter's moving windows, one list
-        per API key or address and limit, expiring with their window)."""
+        """The prefix of the rate limiter's counters (moving windows, one list per API key
+        or address and limit, expiring with their window: store/ratelimits.py)."""
         return f"{self.prefix}:ratelimit"
+
+    def rate_limit(self, caller: str, budget: str) -> str:
+        """One caller's moving window of one budget (`<scope>/<size>/<period>`)."""
+        return f"{self.rate_limits()}:{caller}/{budget}"
 
     def webhook_secret(self, tenant: str) -> str:
         """A tenant's webhook signing secret."""

@@ -125,7 +125,7 @@ def graph_body(
 
 @blp.route("")
 class Graphs(MethodView):
-    @blp.arguments(GraphSchema, example=EXAMPLE)
+    @blp.arguments(GraphSchema(), example=EXAMPLE)  # an instance: not one per request
     @blp.response(
         201, GraphResourceSchema, description="Evaluated in the request.", headers=LOCATION
     )
