@@ -15,6 +15,16 @@ AUTH = True
 service.keys` makes them). Off (GRADSERVE_AUTH=off) serves every request as tenant `local`,
 and the API then refuses to start unless it binds a loopback address only."""
 
+METRICS = "loopback"
+"""Who may read GET /metrics (Prometheus): `loopback` (clients connecting from a loopback
+address, 127.0.0.0/8 or ::1, and anyone sending METRICS_TOKEN), `token` (only clients sending
+METRICS_TOKEN, loopback too: behind a proxy on the same machine every client is loopback),
+`open` (anyone) or `off` (404 for all). Refused without a token to try: 404, as if absent."""
+
+METRICS_TOKEN = None
+"""A secret that opens GET /metrics as `Authorization: Bearer <token>` (at least 16
+characters; `python -c 'import secrets; print(secrets.token_urlsafe(32))'`); None: none."""
+
 REDIS_BULK_TIMEOUT = 10.0
 """Seconds a Redis command that carries a graph's document or result (up to
 MAX_CONTENT_LENGTH bytes) may take: writing 30 MiB to a busy Redis can take longer than

@@ -8,7 +8,7 @@ from flask import Flask
 from ..config import load_config
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.queue import connect, make_queue
-from . import auth, boundary, compression, docs_assets, ratelimit
+from . import auth, boundary, compression, docs_assets, metrics, ratelimit
 from .body import BoundedRequest
 from .concurrency import heavy_slots, release_heavy_slot
 from .extensions import Services
@@ -36,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
         heavy=heavy_slots(app.config["HEAVY_REQUESTS"]),
     )
+    metrics.register(app, services)  # first: its timer starts before any hook may answer
     auth.register(app, services.keys)  # who asks (a key's tenant and id), or a refusal
     ratelimit.register(app, services)  # counts the request, the refused ones too
     auth.register_refusal(app)  # then a refused key's 401

@@ -1,0 +1,167 @@
+"""GET /metrics: Prometheus metrics of the API's requests (counted in every gunicorn worker
+process, merged by prometheus_client's multiprocess mode) and of the store (read from Redis
+at each scrape), with one before/after pair of request hooks.
+
+Labels are bounded: a request's route is its URL rule (`/v1/jobs/<job_id>`, never the path;
+`unmatched` when none matched), its method one of HTTP's (else `other`), its status the
+answer's code. No tenant, key or job id is ever a label.
+
+Multiprocess mode is on when PROMETHEUS_MULTIPROC_DIR is set (gunicorn_conf sets it before
+the workers fork); without it (an app made in a test, `flask run`) the counts are this
+process's own."""
+
+import hmac
+import ipaddress
+import os
+from time import perf_counter
+from typing import Any
+
+import redis
+from flask import Flask, Response, abort, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .. import problems
+from ..config import metrics_access
+from ..store.metrics import read_gauges
+from .boundary import problem_response
+from .extensions import Services
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+"""Seconds: a cached job GET takes about a millisecond, a 30 MiB graph tens of seconds."""
+CHALLENGE = 'Bearer realm="gradserve-metrics"'
+
+
+class RequestMetrics:
+    """The before/after pair that counts and times every request."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.requests = Counter(
+            "gradserve_http_requests",
+            "HTTP requests answered, by route (URL rule), method and status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "gradserve_http_request_duration_seconds",
+            "Seconds from a request's first hook to its response (its headers, for a stream).",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        # labels() validates and locks on each call: its children are kept here instead.
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+
+    def before(self) -> None:
+        g.metrics_started = perf_counter()
+
+    def after(self, response: Response) -> Response:
+        started = g.get("metrics_started")
+        rule = request.url_rule
+        route = rule.rule if rule is not None else UNMATCHED
+        method = request.method if request.method in METHODS else "other"
+        key = (route, method, response.status_code)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.requests.labels(route, method, str(key[2]))
+        counter.inc()
+        if started is not None:
+            timer = self._timed.get(key[:2])
+            if timer is None:
+                timer = self._timed[key[:2]] = self.latency.labels(route, method)
+            timer.observe(perf_counter() - started)
+        return response
+
+
+class StoreCollector:
+    """The store's gauges, read from Redis when scraped: one pipeline on the readiness
+    connection (READINESS_TIMEOUT), so a hung Redis delays a scrape by at most that and the
+    answer still comes, with gradserve_redis_up 0."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> list[Metric]:
+        up = GaugeMetricFamily("gradserve_redis_up", "1 if Redis answered this scrape, else 0.")
+        try:
+            gauges = read_gauges(self.services.readiness, self.services.queue)
+        except (redis.RedisError, OSError):
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
+        depth = GaugeMetricFamily(
+            "gradserve_queue_depth", "rq jobs waiting in the queue.", labels=["queue"]
+        )
+        depth.add_metric([self.services.queue.name], gauges.queue_depth)
+        jobs = GaugeMetricFamily(
+            "gradserve_jobs", "Training jobs kept in the store, by status.", labels=["status"]
+        )
+        for status, count in gauges.jobs.items():
+            jobs.add_metric([status], count)
+        workers = GaugeMetricFamily(
+            "gradserve_workers", "Live rq workers on the queue.", value=gauges.workers
+        )
+        deliveries = CounterMetricFamily(
+            "gradserve_webhook_deliveries",
+            "Webhook delivery attempts, by outcome.",
+            labels=["outcome"],
+        )
+        for outcome, count in gauges.webhook_deliveries.items():
+            deliveries.add_metric([outcome], count)
+        return [up, depth, jobs, workers, deliveries]
+
+
+def loopback(address: str | None) -> bool:
+    """Is the peer's address a loopback one (127.0.0.0/8, ::1, or IPv4-mapped 127.x)?"""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False  # a unix socket's peer has none: whoever it is, it is not judged local
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def register(app: Flask, services: Services) -> None:
+    """Count and time every request, and serve GET /metrics. Register first: its before
+    hook then runs before any other can answer."""
+    mode, token = metrics_access(app.config)
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+        hooks = RequestMetrics(registry=None)  # written to the directory, merged when read
+    else:
+        hooks = RequestMetrics(registry=registry)
+    registry.register(StoreCollector(services))
+    app.before_request(hooks.before)
+    app.after_request(hooks.after)
+
+    def serve() -> Response:
+        refusal = _refusal(mode, token)
+        if refusal is not None:
+            return refusal
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        response = Response(encode(registry), content_type=content_type)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    app.add_url_rule("/metrics", "metrics", serve, methods=["GET"])
+
+
+def _refusal(mode: str, token: str | None) -> Response | None:
+    """None if this request may read the metrics; else its answer (404, or 401 when a token
+    would open them)."""
+    if mode == "open" or (mode == "loopback" and loopback(request.remote_addr)):
+        return None
+    if mode == "off" or token is None:
+        abort(404)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    detail = "the metrics need their token: send `Authorization: Bearer <GRADSERVE_METRICS_TOKEN>`"
+    body = problems.problem("Unauthorized", 401, detail, "unauthorized")
+    return problem_response(body, {"WWW-Authenticate": CHALLENGE})
