@@ -19,7 +19,8 @@ METRICS = "loopback"
 """Who may read GET /metrics (Prometheus): `loopback` (clients connecting from a loopback
 address, 127.0.0.0/8 or ::1, and anyone sending METRICS_TOKEN), `token` (only clients sending
 METRICS_TOKEN, loopback too: behind a proxy on the same machine every client is loopback),
-`open` (anyone) or `off` (404 for all). Refused without a token to try: 404, as if absent."""
+`open` (anyone) or `off` (404 for all, and requests are not counted). Refused without a
+token to try: 404, as if absent."""
 
 METRICS_TOKEN = None
 """A secret that opens GET /metrics as `Authorization: Bearer <token>` (at least 16

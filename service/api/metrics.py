@@ -17,7 +17,7 @@ from time import perf_counter
 from typing import Any
 
 import redis
-from flask import Flask, Response, abort, g, request
+from flask import Flask, Response, abort, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -34,6 +34,8 @@ UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 """Seconds: a cached job GET takes about a millisecond, a 30 MiB graph tens of seconds."""
 CHALLENGE = 'Bearer realm="gradserve-metrics"'
+STARTED = "gradserve.metrics_started"
+"""The WSGI environ's key for when the request's first hook ran (perf_counter seconds)."""
 
 
 class RequestMetrics:
@@ -58,13 +60,14 @@ class RequestMetrics:
         self._timed: dict[tuple[str, str], Any] = {}
 
     def before(self) -> None:
-        g.metrics_started = perf_counter()
+        request.environ[STARTED] = perf_counter()
 
     def after(self, response: Response) -> Response:
-        started = g.get("metrics_started")
-        rule = request.url_rule
+        current = request._get_current_object()  # type: ignore[attr-defined]  # one lookup
+        started = current.environ.get(STARTED)
+        rule, method = current.url_rule, current.method
         route = rule.rule if rule is not None else UNMATCHED
-        method = request.method if request.method in METHODS else "other"
+        method = method if method in METHODS else "other"
         key = (route, method, response.status_code)
         counter = self._counted.get(key)
         if counter is None:
@@ -127,9 +130,12 @@ def loopback(address: str | None) -> bool:
 
 
 def register(app: Flask, services: Services) -> None:
-    """Count and time every request, and serve GET /metrics. Register first: its before
-    hook then runs before any other can answer."""
+    """Count and time every request, and serve GET /metrics (METRICS=off: neither, so the
+    request path pays nothing). Register first: its before hook then runs before any other
+    can answer."""
     mode, token = metrics_access(app.config)
+    if mode == "off":
+        return
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
@@ -157,7 +163,7 @@ def _refusal(mode: str, token: str | None) -> Response | None:
     would open them)."""
     if mode == "open" or (mode == "loopback" and loopback(request.remote_addr)):
         return None
-    if mode == "off" or token is None:
+    if token is None:
         abort(404)
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
