@@ -4,6 +4,9 @@ API under gunicorn with two worker processes (counts summed across them) and rea
 Every answer is read with prometheus_client's own parser."""
 
 import os
+import stat
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -312,3 +315,67 @@ def test_queue_depth_jobs_and_workers_follow_real_jobs(token_stack):
     assert value(parsed, "gradserve_jobs", status="queued") == 0
     assert value(parsed, "gradserve_jobs", status="running") == 0
     assert (directory / "metrics").is_dir()  # the stack's own multiprocess directory
+
+
+@pytest.fixture
+def gunicorn(redis_port, tmp_path):
+    """Start gunicorn with its config as the Dockerfile does (no stack around it), with
+    `env` added; the base URL. Stopped (SIGTERM) by the test or at its end."""
+    started = []
+
+    def start(**env):
+        port = redis_server.free_port()
+        full = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        full.update(
+            REDIS_URL=redis_server.url(redis_port, E2E_DB + 3),
+            PORT=str(port),
+            WEB_CONCURRENCY="2",
+            GUNICORN_ACCESS_LOG="",
+            **env,
+        )
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:service.api.gunicorn_conf"]
+        with open(tmp_path / "gunicorn.log", "a") as log:
+            process = subprocess.Popen(command, env=full, stdout=log, stderr=log)
+        started.append(process)
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: process.poll() is not None or _answers(base), timeout=30)
+        assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
+        return base, process
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(30)
+
+
+def test_gunicorn_alone_counts_in_a_private_directory_it_removes(gunicorn, tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    base, process = gunicorn(TMPDIR=str(temp))
+    (private,) = temp.glob("gradserve-metrics-*")  # made by gunicorn's master
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    for _ in range(5):
+        requests.get(f"{base}/healthz", timeout=10)
+    assert requests_of(_get(base), "/healthz") == 5
+    assert list(private.glob("counter_*.db"))
+    process.terminate()
+    assert process.wait(30) == 0
+    assert not private.exists()
+
+
+def test_gunicorn_empties_the_given_directory_at_start(gunicorn, tmp_path):
+    given = tmp_path / "metrics"
+    given.mkdir()
+    (given / "counter_1.db").write_bytes(b"left by a run before: not a metrics file")
+    (given / "notes.txt").write_text("not prometheus_client's: kept")
+    base, _ = gunicorn(PROMETHEUS_MULTIPROC_DIR=str(given))
+    parsed = _get(base)  # would fail on the stale file
+    assert requests_of(parsed, "/metrics") == 0 and value(parsed, "gradserve_redis_up") == 1
+    assert not (given / "counter_1.db").exists() and (given / "notes.txt").exists()
+
+
+def test_gunicorn_refuses_a_bad_metrics_setting(tmp_path, redis_port):
+    env = {**os.environ, "GRADSERVE_METRICS": "token", "PORT": str(redis_server.free_port())}
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:service.api.gunicorn_conf"]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "GRADSERVE_METRICS_TOKEN" in run.stderr
