@@ -178,6 +178,23 @@ def test_a_bad_metrics_setting_is_refused_at_start(make_app, settings, named):
         make_app(**settings)
 
 
+def test_the_openapi_document_describes_metrics_unless_off(make_app):
+    document = make_app().test_client().get("/openapi.json").get_json()
+    operation = document["paths"]["/metrics"]["get"]
+    assert "text/plain" in operation["responses"]["200"]["content"]
+    assert {"401", "404"} <= set(operation["responses"])
+    assert {} in operation["security"] and {"metricsToken": []} in operation["security"]
+    assert document["components"]["securitySchemes"]["metricsToken"]["scheme"] == "bearer"
+    off = make_app(METRICS="off").test_client().get("/openapi.json").get_json()
+    assert "/metrics" not in off["paths"]
+
+
+def test_an_empty_token_is_no_token(make_app):
+    client = client_with(make_app(METRICS_TOKEN=""))  # docker-compose's default
+    response = client.get("/metrics", environ_base={"REMOTE_ADDR": "10.0.0.7"})
+    assert response.status_code == 404
+
+
 # -- over HTTP: gunicorn with two worker processes, real workers -----------------------------
 
 

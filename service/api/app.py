@@ -44,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app, spec_kwargs={"extra_plugins": plugins})
     for blueprint in (graphs.blp, jobs.blp, models.blp, webhooks.blp, health.blp):
         api.register_blueprint(blueprint)
+    metrics.document(app, api.spec)
     app.register_blueprint(docs_assets.blueprint)
     boundary.register(app)
     compression.register(app)

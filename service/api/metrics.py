@@ -17,6 +17,7 @@ from time import perf_counter
 from typing import Any
 
 import redis
+from apispec import APISpec
 from flask import Flask, Response, abort, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -34,6 +35,9 @@ UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 """Seconds: a cached job GET takes about a millisecond, a 30 MiB graph tens of seconds."""
 CHALLENGE = 'Bearer realm="gradserve-metrics"'
+ENDPOINT = "metrics"
+TOKEN_SCHEME = "metricsToken"
+"""The OpenAPI security scheme of GET /metrics's token."""
 STARTED = "gradserve.metrics_started"
 """The WSGI environ's key for when the request's first hook ran (perf_counter seconds)."""
 
@@ -155,7 +159,43 @@ def register(app: Flask, services: Services) -> None:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    app.add_url_rule("/metrics", "metrics", serve, methods=["GET"])
+    app.add_url_rule("/metrics", ENDPOINT, serve, methods=["GET"])
+
+
+def document(app: Flask, spec: APISpec) -> None:
+    """GET /metrics in the OpenAPI document, unless METRICS is off (it is no smorest route:
+    its body is text)."""
+    rule = next((r for r in app.url_map.iter_rules() if r.endpoint == ENDPOINT), None)
+    if rule is None:
+        return
+    spec.components.security_scheme(
+        TOKEN_SCHEME,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "GRADSERVE_METRICS_TOKEN, for GET /metrics from a client that "
+            "is not on loopback (or from any client with GRADSERVE_METRICS=token).",
+        },
+    )
+    text = {"schema": {"type": "string"}}
+    operation = {
+        "tags": ["health"],
+        "operationId": "getMetrics",
+        "summary": "Prometheus metrics, for operators.",
+        "description": "Requests by route and status, latencies, queue depth, jobs by "
+        "status, live workers, webhook deliveries. Who may read them is set by "
+        "GRADSERVE_METRICS: by default clients on loopback, and any client with the token.",
+        "security": [{}, {TOKEN_SCHEME: []}],
+        "responses": {
+            "200": {
+                "description": "The metrics (Prometheus text, or OpenMetrics if asked).",
+                "content": {"text/plain": text, "application/openmetrics-text": text},
+            },
+            "401": "UNAUTHORIZED",
+            "404": "NOT_FOUND",
+        },
+    }
+    spec.path(rule=rule, operations={"get": operation})
 
 
 def _refusal(mode: str, token: str | None) -> Response | None:
