@@ -36,7 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
         heavy=heavy_slots(app.config["HEAVY_REQUESTS"]),
     )
-    metrics.register(app, services)  # first: its timer starts before any hook may answer
+    metrics.register(app, services)  # a middleware around the app, and GET /metrics
     auth.register(app, services.keys)  # who asks (a key's tenant and id), or a refusal
     ratelimit.register(app, services)  # counts the request, the refused ones too
     auth.register_refusal(app)  # then a refused key's 401

@@ -1,6 +1,6 @@
 """GET /metrics: Prometheus metrics of the API's requests (counted in every gunicorn worker
 process, merged by prometheus_client's multiprocess mode) and of the store (read from Redis
-at each scrape), with one before/after pair of request hooks.
+at each scrape), with one WSGI middleware around the app.
 
 Labels are bounded: a request's route is its URL rule (`/v1/jobs/<job_id>`, never the path;
 `unmatched` when none matched), its method one of HTTP's (else `other`), its status the
@@ -13,6 +13,7 @@ process's own."""
 import hmac
 import ipaddress
 import os
+from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any
 
@@ -35,17 +36,20 @@ UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 """Seconds: a cached job GET takes about a millisecond, a 30 MiB graph tens of seconds."""
 CHALLENGE = 'Bearer realm="gradserve-metrics"'
+WSGIEnvironment = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApplication = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
 ENDPOINT = "metrics"
 TOKEN_SCHEME = "metricsToken"
 """The OpenAPI security scheme of GET /metrics's token."""
-STARTED = "gradserve.metrics_started"
-"""The WSGI environ's key for when the request's first hook ran (perf_counter seconds)."""
 
 
 class RequestMetrics:
-    """The before/after pair that counts and times every request."""
+    """WSGI middleware around the Flask app that counts and times every request. Not a pair
+    of Flask hooks: Flask's dispatch of each hook costs about what the counting does."""
 
-    def __init__(self, registry: CollectorRegistry | None) -> None:
+    def __init__(self, app: WSGIApplication, registry: CollectorRegistry | None) -> None:
+        self.app = app
         self.requests = Counter(
             "gradserve_http_requests",
             "HTTP requests answered, by route (URL rule), method and status.",
@@ -54,35 +58,44 @@ class RequestMetrics:
         )
         self.latency = Histogram(
             "gradserve_http_request_duration_seconds",
-            "Seconds from a request's first hook to its response (its headers, for a stream).",
+            "Seconds from a request reaching the app to its response (its headers, for a stream).",
             ["route", "method"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         # labels() validates and locks on each call: its children are kept here instead.
-        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._counted: dict[tuple[str, str, str], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
 
-    def before(self) -> None:
-        request.environ[STARTED] = perf_counter()
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = perf_counter()
+        answer: list[Any] = []
 
-    def after(self, response: Response) -> Response:
-        current = request._get_current_object()  # type: ignore[attr-defined]  # one lookup
-        started = current.environ.get(STARTED)
-        rule, method = current.url_rule, current.method
+        def respond(status: str, headers: Any, exc_info: Any = None) -> Any:
+            # Called while Flask's request is still current: its URL rule is read here (Flask
+            # takes the request out of the environ once it has returned).
+            request = environ.get("werkzeug.request")
+            answer[:] = status[:3], getattr(request, "url_rule", None)
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, respond)  # Flask answers (start_response) before it returns
+        if answer:
+            self._observe(environ, *answer, perf_counter() - started)
+        return body
+
+    def _observe(self, environ: WSGIEnvironment, status: str, rule: Any, seconds: float) -> None:
         route = rule.rule if rule is not None else UNMATCHED
+        method = environ.get("REQUEST_METHOD", "")
         method = method if method in METHODS else "other"
-        key = (route, method, response.status_code)
+        key = (route, method, status)
         counter = self._counted.get(key)
         if counter is None:
-            counter = self._counted[key] = self.requests.labels(route, method, str(key[2]))
+            counter = self._counted[key] = self.requests.labels(*key)
         counter.inc()
-        if started is not None:
-            timer = self._timed.get(key[:2])
-            if timer is None:
-                timer = self._timed[key[:2]] = self.latency.labels(route, method)
-            timer.observe(perf_counter() - started)
-        return response
+        timer = self._timed.get(key[:2])
+        if timer is None:
+            timer = self._timed[key[:2]] = self.latency.labels(route, method)
+        timer.observe(seconds)
 
 
 class StoreCollector:
@@ -135,20 +148,18 @@ def loopback(address: str | None) -> bool:
 
 def register(app: Flask, services: Services) -> None:
     """Count and time every request, and serve GET /metrics (METRICS=off: neither, so the
-    request path pays nothing). Register first: its before hook then runs before any other
-    can answer."""
+    request path pays nothing)."""
     mode, token = metrics_access(app.config)
     if mode == "off":
         return
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
-        hooks = RequestMetrics(registry=None)  # written to the directory, merged when read
+        counted = None  # written to the directory, merged when read
     else:
-        hooks = RequestMetrics(registry=registry)
+        counted = registry
+    app.wsgi_app = RequestMetrics(app.wsgi_app, counted)  # type: ignore[method-assign]
     registry.register(StoreCollector(services))
-    app.before_request(hooks.before)
-    app.after_request(hooks.after)
 
     def serve() -> Response:
         refusal = _refusal(mode, token)
