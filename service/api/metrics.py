@@ -10,38 +10,33 @@ Multiprocess mode is on when PROMETHEUS_MULTIPROC_DIR is set (gunicorn_conf sets
 the workers fork); without it (an app made in a test, `flask run`) the counts are this
 process's own."""
 
-import hmac
-import ipaddress
 import os
 from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any
 
 import redis
-from apispec import APISpec
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .. import problems
 from ..config import metrics_access
 from ..store.metrics import read_gauges
-from .boundary import problem_response
 from .extensions import Services
+from .metrics_guard import ENDPOINT, document
+from .metrics_guard import refusal as refusal_of
+
+__all__ = ["document", "register"]
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 """Seconds: a cached job GET takes about a millisecond, a 30 MiB graph tens of seconds."""
-CHALLENGE = 'Bearer realm="gradserve-metrics"'
 WSGIEnvironment = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApplication = Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]
-ENDPOINT = "metrics"
-TOKEN_SCHEME = "metricsToken"
-"""The OpenAPI security scheme of GET /metrics's token."""
 
 
 class RequestMetrics:
@@ -136,16 +131,6 @@ class StoreCollector:
         return [up, depth, jobs, workers, deliveries]
 
 
-def loopback(address: str | None) -> bool:
-    """Is the peer's address a loopback one (127.0.0.0/8, ::1, or IPv4-mapped 127.x)?"""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return False  # a unix socket's peer has none: whoever it is, it is not judged local
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
-
-
 def register(app: Flask, services: Services) -> None:
     """Count and time every request, and serve GET /metrics (METRICS=off: neither, so the
     request path pays nothing)."""
@@ -162,7 +147,7 @@ def register(app: Flask, services: Services) -> None:
     registry.register(StoreCollector(services))
 
     def serve() -> Response:
-        refusal = _refusal(mode, token)
+        refusal = refusal_of(mode, token)
         if refusal is not None:
             return refusal
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))
@@ -171,54 +156,3 @@ def register(app: Flask, services: Services) -> None:
         return response
 
     app.add_url_rule("/metrics", ENDPOINT, serve, methods=["GET"])
-
-
-def document(app: Flask, spec: APISpec) -> None:
-    """GET /metrics in the OpenAPI document, unless METRICS is off (it is no smorest route:
-    its body is text)."""
-    rule = next((r for r in app.url_map.iter_rules() if r.endpoint == ENDPOINT), None)
-    if rule is None:
-        return
-    spec.components.security_scheme(
-        TOKEN_SCHEME,
-        {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "GRADSERVE_METRICS_TOKEN, for GET /metrics from a client that "
-            "is not on loopback (or from any client with GRADSERVE_METRICS=token).",
-        },
-    )
-    text = {"schema": {"type": "string"}}
-    operation = {
-        "tags": ["health"],
-        "operationId": "getMetrics",
-        "summary": "Prometheus metrics, for operators.",
-        "description": "Requests by route and status, latencies, queue depth, jobs by "
-        "status, live workers, webhook deliveries. Who may read them is set by "
-        "GRADSERVE_METRICS: by default clients on loopback, and any client with the token.",
-        "security": [{}, {TOKEN_SCHEME: []}],
-        "responses": {
-            "200": {
-                "description": "The metrics (Prometheus text, or OpenMetrics if asked).",
-                "content": {"text/plain": text, "application/openmetrics-text": text},
-            },
-            "401": "UNAUTHORIZED",
-            "404": "NOT_FOUND",
-        },
-    }
-    spec.path(rule=rule, operations={"get": operation})
-
-
-def _refusal(mode: str, token: str | None) -> Response | None:
-    """None if this request may read the metrics; else its answer (404, or 401 when a token
-    would open them)."""
-    if mode == "open" or (mode == "loopback" and loopback(request.remote_addr)):
-        return None
-    if token is None:
-        abort(404)
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-        return None
-    detail = "the metrics need their token: send `Authorization: Bearer <GRADSERVE_METRICS_TOKEN>`"
-    body = problems.problem("Unauthorized", 401, detail, "unauthorized")
-    return problem_response(body, {"WWW-Authenticate": CHALLENGE})
