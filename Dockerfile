@@ -15,6 +15,8 @@ RUN pip install . && useradd --create-home --uid 10001 gradserve
 
 USER gradserve
 # gunicorn listens on all interfaces inside the container; the port is mapped by compose.
+# GET /metrics: gunicorn's processes count in a private temporary directory it makes at start
+# (PROMETHEUS_MULTIPROC_DIR unset) and removes at exit.
 ENV HOST=0.0.0.0 PORT=8000
 EXPOSE 8000
 CMD ["gunicorn", "-c", "python:service.api.gunicorn_conf"]

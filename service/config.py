@@ -82,6 +82,28 @@ def auth_enabled(value: object) -> bool:
     return answer
 
 
+METRICS_MODES = ("loopback", "token", "open", "off")
+MIN_METRICS_TOKEN = 16
+
+
+def metrics_access(config: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The METRICS setting and METRICS_TOKEN, checked: (mode, token or None)."""
+    mode = str(config["METRICS"]).strip().lower()
+    if mode not in METRICS_MODES:
+        raise ValueError(
+            f"GRADSERVE_METRICS must be one of {', '.join(METRICS_MODES)}, not {mode!r}"
+        )
+    token = config.get("METRICS_TOKEN")
+    token = None if token in (None, "") else str(token)
+    if token is not None and len(token) < MIN_METRICS_TOKEN:
+        raise ValueError(
+            f"GRADSERVE_METRICS_TOKEN must have at least {MIN_METRICS_TOKEN} characters"
+        )
+    if mode == "token" and token is None:
+        raise ValueError("GRADSERVE_METRICS=token needs GRADSERVE_METRICS_TOKEN")
+    return mode, token
+
+
 def open_binds(binds: Iterable[str]) -> list[str]:
     """The addresses among gunicorn's `binds` that are not loopback only (127.0.0.0/8,
     ::1, localhost): an IP elsewhere, every interface, a unix socket, a file descriptor."""

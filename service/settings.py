@@ -19,6 +19,16 @@ KEY_CACHE_SECONDS = 5.0
 """Seconds an API process remembers a key it found valid before it looks it up in Redis
 again: a revoked key is refused everywhere at most this long after `python -m service.keys
 revoke`. 0: every request looks its key up (a revoke takes effect at the next request)."""
+METRICS = "loopback"
+"""Who may read GET /metrics (Prometheus): `loopback` (clients connecting from a loopback
+address, 127.0.0.0/8 or ::1, and anyone sending METRICS_TOKEN), `token` (only clients sending
+METRICS_TOKEN, loopback too: behind a proxy on the same machine every client is loopback),
+`open` (anyone) or `off` (404 for all, and requests are not counted). Refused without a
+token to try: 404, as if absent."""
+
+METRICS_TOKEN = None
+"""A secret that opens GET /metrics as `Authorization: Bearer <token>` (at least 16
+characters; `python -c 'import secrets; print(secrets.token_urlsafe(32))'`); None: none."""
 
 REDIS_BULK_TIMEOUT = 10.0
 """Seconds a Redis command that carries a graph's document or result (up to

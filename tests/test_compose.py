@@ -154,3 +154,10 @@ def test_the_image_installs_every_package(tmp_path):
     assert any(p.name == "jobs.html" for p in assets)
     for asset in assets:
         assert asset.relative_to(ROOT).as_posix() in files, f"{asset} is not in the wheel"
+
+
+def test_the_api_takes_its_metrics_guard_from_the_host(compose):
+    environment = compose["services"]["api"]["environment"]
+    assert environment["GRADSERVE_METRICS"] == "${GRADSERVE_METRICS:-loopback}"
+    assert environment["GRADSERVE_METRICS_TOKEN"] == "${GRADSERVE_METRICS_TOKEN:-}"
+    assert "PROMETHEUS_MULTIPROC_DIR" not in environment  # gunicorn makes a private one

@@ -14,6 +14,7 @@ from standardwebhooks import Webhook
 from service.config import load_config
 from service.store import Report
 from service.store.deliveries import WebhookDeliveries
+from service.store.keys import Keys
 from service.store.scripts import KEPT_PROGRESS_DELIVERIES
 from service.webhook_targets import RefusedTarget, addresses, check_at_submit, parse_url
 from service.worker import jobs
@@ -247,7 +248,19 @@ def test_completed_is_sent_unasked_also_for_a_cancelled_job(private_client, redi
     assert b'"status":"cancelled"' in body
 
 
+def outcomes(redis_client) -> dict[str, int]:
+    """The attempts counted by outcome for GET /metrics."""
+    counted = redis_client.hgetall(Keys().webhook_outcomes())
+    return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counted.items()}
+
+
+def counted_since(before: dict[str, int], redis_client) -> dict[str, int]:
+    after = outcomes(redis_client)
+    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+
 def test_a_failing_receiver_gets_it_on_the_third_attempt(private_client, redis_client):
+    before = outcomes(redis_client)
     with Receiver(statuses=(500, 503, 200)) as receiver:
         job_id = submit(private_client, receiver.url, events=())
         jobs.run_training(job_id)
@@ -258,9 +271,11 @@ def test_a_failing_receiver_gets_it_on_the_third_attempt(private_client, redis_c
     assert delivery["status"] == "delivered"
     assert [a["http_status"] for a in delivery["attempts"]] == [500, 503, 200]
     assert [a["error"] for a in delivery["attempts"]] == ["HTTP 500", "HTTP 503", None]
+    assert counted_since(before, redis_client) == {"retrying": 2, "delivered": 1}
 
 
 def test_redirects_are_not_followed_and_the_last_failure_is_final(private_client, redis_client):
+    before = outcomes(redis_client)
     with Receiver() as elsewhere, Receiver(statuses=(302,), location=elsewhere.url) as receiver:
         job_id = submit(private_client, receiver.url, events=())
         jobs.run_training(job_id)
@@ -272,6 +287,7 @@ def test_redirects_are_not_followed_and_the_last_failure_is_final(private_client
     assert delivery["status"] == "failed" and delivery["next_attempt_at"] is None
     assert [a["http_status"] for a in delivery["attempts"]] == [302, 302, 302]
     assert "not followed" in delivery["attempts"][0]["error"]
+    assert counted_since(before, redis_client) == {"retrying": 2, "failed": 1}
 
 
 def test_a_dead_receiver_is_retried_on_schedule_then_failed(private_client, redis_client):

@@ -10,7 +10,7 @@ from ..config import load_config
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.deliveries import WebhookDeliveries
 from ..store.queue import connect, connect_subscriber, make_queue
-from . import auth, boundary, compression, console, docs_assets, openapi, ratelimit
+from . import auth, boundary, compression, console, docs_assets, metrics, openapi, ratelimit
 from .body import BoundedRequest
 from .concurrency import heavy_slots, release_heavy_slot
 from .extensions import Services
@@ -46,6 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.config["NOTIFY_RECHECK"],
         ),
     )
+    metrics.register(app, services)  # a middleware around the app, and GET /metrics
     auth.register(app, services.keys)  # who asks (a key's tenant and id), or a refusal
     ratelimit.register(app, services)  # counts the request, the refused ones too
     auth.register_refusal(app)  # then a refused key's 401
@@ -53,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app, spec_kwargs={"extra_plugins": plugins})
     for blueprint in (graphs.blp, jobs.blp, models.blp, webhooks.blp, health.blp):
         api.register_blueprint(blueprint)
+    metrics.document(app, api.spec)
     app.register_blueprint(docs_assets.blueprint)
     app.register_blueprint(console.blueprint)
     boundary.register(app)

@@ -19,12 +19,22 @@ core uses them all, and the one more keeps a loop free while the others are busy
 that runs on the loop (a JSON body under 64 KiB, a page of jobs). More would mostly add
 memory: each serves one heavy request at a time (GRADSERVE_HEAVY_REQUESTS), which bounds
 the API's memory to about `workers` of them (a 30 MiB graph takes about 350 MB).
+
+GET /metrics adds up what every worker process counted: prometheus_client's multiprocess mode,
+in the directory PROMETHEUS_MULTIPROC_DIR (`make run` gives var/metrics; unset, a private
+temporary directory removed at exit). Its files are cleared when gunicorn starts, so the
+counts of a stopped API never add to the next one's.
 """
 
 import gc
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-from service.config import auth_enabled, load_config, open_binds
+from service.config import auth_enabled, load_config, metrics_access, open_binds
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
@@ -42,11 +52,18 @@ proc_name = "gradserve-api"
 control_socket_disable = True  # no gunicornc here; several stacks may share a machine
 
 
+_private_dir: str | None = None
+"""The metrics directory this master made (and removes at exit), if it made one."""
+
+
 def on_starting(server: object) -> None:
-    """Refuse to serve without keys (AUTH off) anywhere but on loopback: gunicorn prints the
-    message and exits with status 1."""
+    """Refuse to serve without keys (AUTH off) anywhere but on loopback, or with a bad
+    METRICS setting: gunicorn prints the message and exits with status 1. Then ready the
+    metrics directory, before any worker (and prometheus_client in it) starts."""
     try:
-        auth = auth_enabled(load_config()["AUTH"])
+        config = load_config()
+        auth = auth_enabled(config["AUTH"])
+        metrics_access(config)
     except ValueError as exc:
         raise RuntimeError(str(exc)) from None
     binds = open_binds(server.cfg.bind)  # type: ignore[attr-defined]
@@ -56,6 +73,7 @@ def on_starting(server: object) -> None:
             f"loopback addresses (127.0.0.1, ::1, localhost), not {', '.join(binds)}: set "
             f"HOST=127.0.0.1, or turn AUTH on and give clients keys (python -m service.keys)"
         )
+    _ready_metrics_dir()
 
 
 def post_worker_init(worker: object) -> None:
@@ -65,3 +83,30 @@ def post_worker_init(worker: object) -> None:
     requests that allocate a lot (a graph evaluated in the request) trigger one every few
     hundred requests: with them, the README graph's POST cost 2x its CPU."""
     gc.freeze()
+
+
+def _ready_metrics_dir() -> None:
+    """PROMETHEUS_MULTIPROC_DIR made and emptied of prometheus_client's files (nothing else
+    in it is touched), or, unset, a private directory of this master's."""
+    global _private_dir
+    given = os.environ.get(MULTIPROC_DIR)
+    if not given:
+        _private_dir = tempfile.mkdtemp(prefix="gradserve-metrics-")
+        os.environ[MULTIPROC_DIR] = _private_dir  # the workers inherit it when they fork
+        return
+    directory = Path(given)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker process is gone: its live gauges go with it (its counts stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    if _private_dir is not None:
+        shutil.rmtree(_private_dir, ignore_errors=True)

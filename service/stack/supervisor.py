@@ -131,6 +131,8 @@ class Stack:
     ) -> None:
         self.worker_count, self.data_dir, self.output = workers, data_dir, output
         self.env = dict(os.environ if env is None else env)
+        # The API's metrics files (gunicorn_conf clears them at its start): this stack's own.
+        self.env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(data_dir).resolve() / "metrics"))
         self.adopts_orphans = adopts_orphans
         self.bundled: redis_server.Bundled | None = None
         self.redis: subprocess.Popen | None = None

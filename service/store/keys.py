@@ -61,6 +61,10 @@ class Keys:
         base = f"{self.prefix}:tenant:{tenant}:jobs"
         return base if status is None else f"{base}:{status}"
 
+    def webhook_outcomes(self) -> str:
+        """A hash: webhook delivery attempts counted by outcome, for GET /metrics."""
+        return f"{self.prefix}:metrics:webhook-deliveries"
+
     def expiry(self) -> str:
         """Finished jobs, scored by when Redis deletes them (ms): the reaper sweeps the
         indexes of the ones gone."""

@@ -21,6 +21,7 @@ from schemas import JobSchema
 
 from ..store import WebhookSecrets
 from ..store.deliveries import Claim, Due, WebhookDeliveries
+from ..store.metrics import count_webhook_delivery
 from ..strictjson import dumps
 from ..webhook_targets import RefusedTarget, addresses, allow_private, parse_url
 from .webhook_http import describe, post
@@ -59,6 +60,7 @@ def signed_headers(secret: str, delivery_id: str, event: str, body: str, at: dat
 
 class WebhookSender:
     def __init__(self, connection: redis.Redis, config: Mapping[str, Any]) -> None:
+        self.connection = connection
         self.deliveries = WebhookDeliveries(connection)
         self.secrets = WebhookSecrets(connection)
         self.schedule = retry_schedule(config["WEBHOOK_RETRY_SCHEDULE"])
@@ -134,6 +136,10 @@ class WebhookSender:
         record["next_ms"] = next_ms
         if not self.deliveries.settle(claim, record, next_ms):
             log.warning("webhooks: delivery %s was taken over or deleted", claim.delivery_id)
+            return
+        refused = error is not None and error.startswith("refused")
+        outcome = "refused" if refused else "retrying" if next_ms else record["status"]
+        count_webhook_delivery(self.connection, outcome)  # GET /metrics
 
     def _post(self, due: Due) -> tuple[int | None, str | None]:
         """One attempt: (the HTTP status, or None) and an error text (None on a 2xx)."""
