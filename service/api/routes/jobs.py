@@ -299,6 +299,7 @@ class Events(MethodView):
         description=EVENTS_DESCRIPTION,
     )
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")  # too many streams open
     @blp.doc(parameters=[LAST_EVENT_ID])
     def get(self, job_id: str) -> Response:
         """Follow a job live: its status changes and its steps as they are recorded."""
