@@ -85,14 +85,7 @@ def _wide_levels(level, ptr, flat):
 def layout(tape, vary=None):
     """Plan a tape: `vary` (per node, bool) is None when nothing is per-sample."""
     n = len(tape.ops)
-    try:
-        codes = np.array([CODE[op] for op in tape.ops], dtype=np.intp)
-    except KeyError as e:
-        raise ValueError(f"unknown op {e.args[0]!r} in a tape") from None
-    arity = np.fromiter(map(len, tape.inputs), np.intp, n)
-    ptr = np.zeros(n + 1, np.intp)
-    np.cumsum(arity, out=ptr[1:])
-    flat = np.fromiter(chain.from_iterable(tape.inputs), np.intp, int(ptr[-1]))
+    codes, arity, ptr, flat = _columns(tape, n)
     level = levels(tape.inputs, ptr, flat, vary)
     vary = np.zeros(n, bool) if vary is None else np.asarray(vary, bool)
 
@@ -156,6 +149,22 @@ def layout(tape, vary=None):
         ptr,
         flat,
     )
+
+
+def _columns(tape, n):
+    """(op codes, arities, ptr, flat) of a tape: its own arrays if it has them (a graph
+    decoded into columns, engine.columns), else made from its lists."""
+    if getattr(tape, "codes", None) is not None:
+        return tape.codes.astype(np.intp), np.diff(tape.ptr), tape.ptr, tape.flat
+    try:
+        codes = np.array([CODE[op] for op in tape.ops], dtype=np.intp)
+    except KeyError as e:
+        raise ValueError(f"unknown op {e.args[0]!r} in a tape") from None
+    arity = np.fromiter(map(len, tape.inputs), np.intp, n)
+    ptr = np.zeros(n + 1, np.intp)
+    np.cumsum(arity, out=ptr[1:])
+    flat = np.fromiter(chain.from_iterable(tape.inputs), np.intp, int(ptr[-1]))
+    return codes, arity, ptr, flat
 
 
 def _bridged(tape, computed_v, codes, vary):

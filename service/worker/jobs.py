@@ -13,6 +13,8 @@ import redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
+from engine.columns import is_packed, unpack
+from engine.compiled.evaluate import result_json as columns_result_json
 from engine.errors import InvalidInput, NumericError
 from engine.evaluate import evaluate
 from engine.train import train
@@ -136,7 +138,7 @@ def evaluate_graph(graph_id: str) -> None:
         return
     try:
         with paused_gc():  # parsed JSON and graphs have no cycles to collect
-            result_json = dumps(evaluate(loads(document), max_nodes=config["MAX_GRAPH_NODES"]))
+            result_json = _evaluated(document, config["MAX_GRAPH_NODES"])
     except NumericError as exc:
         graphs.finish(graph_id, error=problems.non_finite(exc))
     except InvalidInput as exc:
@@ -146,3 +148,11 @@ def evaluate_graph(graph_id: str) -> None:
         graphs.finish(graph_id, error=problems.crashed("evaluation"))
     else:
         graphs.finish(graph_id, result_json=result_json)
+
+
+def _evaluated(document: bytes, max_nodes: int) -> str | bytes:
+    """A queued graph's result as JSON text. A large graph came as the columns the API
+    validated (engine.columns.pack): evaluated as they are, the result written from arrays."""
+    if is_packed(document):
+        return columns_result_json(unpack(document))
+    return dumps(evaluate(loads(document), max_nodes=max_nodes))
