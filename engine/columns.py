@@ -74,7 +74,7 @@ def _fast_columns(doc, max_nodes):
     if nodes.__class__ is not list or not nodes or doc.get("format", FORMAT) != FORMAT:
         return None
     n = len(nodes)
-    if (max_nodes is not None and n > max_nodes) or {*map(type, nodes)} != {dict}:
+    if max_nodes is not None and n > max_nodes:
         return None
     try:
         ids = list(map(operator.itemgetter("id"), nodes))
@@ -125,10 +125,9 @@ def _operands(nodes, codes, index, n):
         return None
     ptr = np.zeros(n + 1, np.intp)
     np.cumsum(arity, out=ptr[1:])
-    names = list(itertools.chain.from_iterable(inputs))
-    if names and {*map(type, names)} != {str}:
-        return None
-    flat = np.fromiter(map(index.__getitem__, names), np.intp, len(names))  # KeyError: none
+    # The index's keys are strings: a name that is not one is a KeyError or a TypeError.
+    names = itertools.chain.from_iterable(inputs)
+    flat = np.fromiter(map(index.__getitem__, names), np.intp, int(ptr[-1]))
     # Operands come before their node: that rules out cycles, self and forward references.
     if len(flat) and not (flat < np.repeat(np.arange(n), arity)).all():
         return None

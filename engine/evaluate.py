@@ -5,6 +5,7 @@ which reads a large document as columns (engine.columns)."""
 from .columns import GraphColumns, columns_of
 from .compiled import evaluate_compiled
 from .graph import ParsedGraph, evaluate_parsed, parse_graph
+from .value import paused_gc
 
 COMPILED_FROM_NODES = 5_000  # from here the compiled program is faster (bench compiled)
 
@@ -26,7 +27,10 @@ def evaluate(graph, max_nodes=None):
     (validated first, up to `max_nodes` nodes), or a ParsedGraph or GraphColumns that
     `parse` made. A GraphError lists what is wrong with a document; a NumericError names
     the node."""
-    parsed = graph if isinstance(graph, ParsedGraph | GraphColumns) else parse(graph, max_nodes)
-    if isinstance(parsed, GraphColumns) or len(parsed.ids) >= COMPILED_FROM_NODES:
-        return evaluate_compiled(parsed)
-    return evaluate_parsed(parsed)
+    # A large graph allocates millions of objects and makes no cycles: without the pause,
+    # the cyclic collector would walk every one of them again and again.
+    with paused_gc():
+        parsed = graph if isinstance(graph, ParsedGraph | GraphColumns) else parse(graph, max_nodes)
+        if isinstance(parsed, GraphColumns) or len(parsed.ids) >= COMPILED_FROM_NODES:
+            return evaluate_compiled(parsed)
+        return evaluate_parsed(parsed)

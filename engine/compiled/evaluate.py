@@ -125,23 +125,20 @@ def result_json(columns: GraphColumns) -> bytes:
 
 def json_of_result(ids, output, values, grads) -> bytes:
     """{"output", "value", "values", "grads"} from the id column and two float64 arrays."""
-    keys = ('"' + '":\n"'.join(ids) + '":').encode().split(b"\n")  # ids need no escaping
+    # ids need no escaping (graph/1 allows none of '"', '\\', controls); the first key
+    # opens the object, every other one follows a comma
+    keys = ('{"' + '":\n,"'.join(ids) + '":').encode().split(b"\n")
     head = b'{"output":' + orjson.dumps(ids[output]) + b',"value":'
     head += orjson.dumps(float(values[output]))
     return b"".join(
-        (
-            head,
-            b',"values":',
-            _object(keys, values),
-            b',"grads":',
-            _object(keys, grads),
-            b"}",
-        )
+        (head, b',"values":', _object(keys, values), b'},"grads":', _object(keys, grads), b"}}")
     )
 
 
 def _object(keys, numbers):
-    """{key0 number0, ...}: `keys` end with their ':'."""
+    """`keys` and `numbers` interleaved, one join in C (the closing brace is the caller's)."""
     text = orjson.dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY)  # b"[1.0,-2.5,...]"
-    parts = text[1:-1].split(b",")
-    return b"{" + b",".join(map(b"".join, zip(keys, parts, strict=True))) + b"}"
+    sequence = [b""] * (2 * len(keys))
+    sequence[0::2] = keys
+    sequence[1::2] = text[1:-1].split(b",")
+    return b"".join(sequence)
