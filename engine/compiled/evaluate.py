@@ -17,7 +17,7 @@ from .program import Program
 from .tape import from_parsed
 
 _NAMES = np.array(NAMES, dtype=object)
-LISTS_AFTER = 4096  # operand lookups before the columns are copied to lists, for speed
+LISTS_AFTER = 4096  # lookups of single nodes before a column is copied to a list, for speed
 
 
 class OpNames(Sequence):
@@ -25,12 +25,18 @@ class OpNames(Sequence):
 
     def __init__(self, codes):
         self.codes = codes
+        self._list, self._asked = None, 0
 
     def __len__(self):
         return len(self.codes)
 
     def __getitem__(self, i):
-        return NAMES[self.codes[i]]
+        if self._list is None:
+            self._asked += 1
+            if self._asked < LISTS_AFTER:  # a few nodes: read from the array
+                return NAMES[self.codes[i]]
+            self._list = _NAMES[self.codes].tolist()  # many (a deep graph): a list
+        return self._list[i]
 
     def __iter__(self):
         return iter(_NAMES[self.codes].tolist())
@@ -41,19 +47,24 @@ class Operands(Sequence):
 
     def __init__(self, ptr, flat):
         self.ptr, self.flat = ptr, flat
-        self._lists, self._asked = None, 0
+        self._list, self._asked = None, 0
 
     def __len__(self):
         return len(self.ptr) - 1
 
     def __getitem__(self, i):
-        if self._lists is None:
+        if self._list is None:
             self._asked += 1
             if self._asked < LISTS_AFTER:  # a few nodes: sliced from the arrays
                 return tuple(self.flat[self.ptr[i] : self.ptr[i + 1]].tolist())
-            self._lists = self.ptr.tolist(), self.flat.tolist()  # many: Python lists
-        ptr, flat = self._lists
-        return tuple(flat[ptr[i] : ptr[i + 1]])
+            self._list = _tuples(self.ptr, self.flat)  # many (a deep graph): a list
+        return self._list[i]
+
+
+def _tuples(ptr, flat):
+    """Each node's operands as a tuple, for a graph read node by node."""
+    starts, flat = ptr.tolist(), flat.tolist()
+    return [tuple(flat[a:b]) for a, b in zip(starts, starts[1:], strict=False)]
 
 
 class ColumnTape(NamedTuple):

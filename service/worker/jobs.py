@@ -13,10 +13,10 @@ import redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from engine.columns import is_packed, unpack
+from engine.columns import GraphColumns, is_packed, unpack
 from engine.compiled.evaluate import result_json as columns_result_json
 from engine.errors import InvalidInput, NumericError
-from engine.evaluate import evaluate
+from engine.evaluate import evaluate, parse
 from engine.train import train
 from engine.value import paused_gc
 
@@ -155,4 +155,7 @@ def _evaluated(document: bytes, max_nodes: int) -> str | bytes:
     validated (engine.columns.pack): evaluated as they are, the result written from arrays."""
     if is_packed(document):
         return columns_result_json(unpack(document))
-    return dumps(evaluate(loads(document), max_nodes=max_nodes))
+    parsed = parse(loads(document), max_nodes)  # a document queued as JSON: a small one
+    if isinstance(parsed, GraphColumns):
+        return columns_result_json(parsed)
+    return dumps(evaluate(parsed))
