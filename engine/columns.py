@@ -41,9 +41,6 @@ class GraphColumns(NamedTuple):
     attrs: np.ndarray  # float64: a leaf's value, a pow's exponent, nan elsewhere
     output: int
 
-    def __len__(self):  # a NamedTuple's length would be its field count
-        return len(self.ids)
-
 
 def columns_of(doc, max_nodes=None):
     """Validate a graph/1 document into GraphColumns; a GraphError lists what is wrong,
@@ -117,9 +114,12 @@ def _operands(nodes, codes, index, n):
     """(ptr, flat, fields present) when every node's inputs are a list of ids of earlier
     nodes, as many as its op takes; else None."""
     inputs = list(map(dict.get, nodes, itertools.repeat("inputs"), itertools.repeat(())))
-    if not {*map(type, inputs)} <= {list, tuple}:  # () is the default: none given
+    # Lists, and () where none are given (a () given is an extra field: the count of
+    # fields finds it)
+    absent = inputs.count(())
+    if list(map(type, inputs)).count(list) + absent != n:
         return None
-    with_inputs = n - inputs.count(())
+    with_inputs = n - absent
     arity = np.fromiter(map(len, inputs), np.intp, n)
     if not ((LOW[codes] <= arity) & (arity <= HIGH[codes])).all():
         return None

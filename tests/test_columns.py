@@ -141,6 +141,8 @@ MUTATIONS = [
     ("inputs", ["SELF"]),
     ("inputs", ["LATER"]),
     ("inputs", ["v0", "v0", "v0"]),
+    ("inputs", ("v0", "v0")),  # a Python caller's tuple: not a JSON list
+    ("inputs", ()),
     ("value", 1.0),
     ("value", None),
     ("value", True),
