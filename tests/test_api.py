@@ -13,6 +13,7 @@ import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+import engine.compiled.evaluate as compiled_evaluate
 from service import settings
 from service.api import create_app
 from service.stack import redis_server
@@ -72,12 +73,12 @@ def test_graph_small_is_evaluated_in_the_request(client):
 
 
 def test_graph_of_thousands_of_nodes_in_the_request_runs_compiled(client, monkeypatch):
-    evaluate_module = sys.modules["engine.evaluate"]  # (engine.evaluate is the function)
-    sizes, compiled = [], evaluate_module.evaluate_compiled
+    # A large graph is read as columns and run by the compiled program from its arrays.
+    sizes, run = [], compiled_evaluate.run_columns
     monkeypatch.setattr(
-        evaluate_module, "evaluate_compiled", lambda p: sizes.append(len(p.ids)) or compiled(p)
+        compiled_evaluate, "run_columns", lambda c: sizes.append(len(c.ids)) or run(c)
     )
-    n = evaluate_module.COMPILED_FROM_NODES
+    n = sys.modules["engine.evaluate"].COMPILED_FROM_NODES  # (engine.evaluate is the function)
     response = client.post("/v1/graphs", json=chain(n))
     assert response.status_code == 201 and sizes == [n]
     x = 0.5

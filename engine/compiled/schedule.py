@@ -139,12 +139,7 @@ def levels(inputs, ptr, flat, vary=None):
 def layout(tape, vary=None, ptr=None, flat=None):
     """Plan a tape: `vary` (per node, bool) is None when nothing is per-sample."""
     n = len(tape.ops)
-    try:
-        codes = np.array([CODE[op] for op in tape.ops], dtype=np.intp)
-    except KeyError as e:
-        raise ValueError(f"unknown op {e.args[0]!r} in a tape") from None
-    ptr, flat = csr(tape.inputs) if ptr is None else (ptr, flat)
-    arity = np.diff(ptr)
+    codes, arity, ptr, flat = _columns(tape, n, ptr, flat)
     level = levels(tape.inputs, ptr, flat, vary)
     vary = np.zeros(n, bool) if vary is None else np.asarray(vary, bool)
 
@@ -208,6 +203,20 @@ def layout(tape, vary=None, ptr=None, flat=None):
         ptr,
         flat,
     )
+
+
+def _columns(tape, n, ptr=None, flat=None):
+    """(op codes, arities, ptr, flat) of a tape: its own arrays if it has them (a graph
+    decoded into columns, engine.columns), else made from its lists (ptr and flat as
+    given, when the caller has them already)."""
+    if getattr(tape, "codes", None) is not None:
+        return tape.codes.astype(np.intp), np.diff(tape.ptr), tape.ptr, tape.flat
+    try:
+        codes = np.array([CODE[op] for op in tape.ops], dtype=np.intp)
+    except KeyError as e:
+        raise ValueError(f"unknown op {e.args[0]!r} in a tape") from None
+    ptr, flat = csr(tape.inputs) if ptr is None else (ptr, flat)
+    return codes, np.diff(ptr), ptr, flat
 
 
 def _bridged(tape, computed_v, codes, vary):

@@ -36,7 +36,7 @@ class GraphStore:
         self._set_if_exists = connection.register_script(scripts.SET_IF_EXISTS)
 
     def save_result(
-        self, result_json: str, ttl: int, document: bytes | None = None, *, tenant: str
+        self, result_json: str | bytes, ttl: int, document: bytes | None = None, *, tenant: str
     ) -> str:
         """An evaluation done in the request: stored as succeeded, `tenant`'s, with its
         document (to be drawn); its id."""
@@ -79,7 +79,7 @@ class GraphStore:
         return document
 
     def finish(
-        self, graph_id: str, result_json: str | None = None, error: Json | None = None
+        self, graph_id: str, result_json: str | bytes | None = None, error: Json | None = None
     ) -> None:
         """Succeeded with its result, or failed with a problem (the document stays, to be
         drawn, until it expires with the result)."""

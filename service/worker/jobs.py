@@ -13,8 +13,10 @@ import redis
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
+from engine.columns import GraphColumns, is_packed, unpack
+from engine.compiled.evaluate import result_json as columns_result_json
 from engine.errors import InvalidInput, NumericError
-from engine.evaluate import evaluate
+from engine.evaluate import evaluate, parse
 from engine.train import train
 from engine.value import paused_gc
 
@@ -138,7 +140,7 @@ def evaluate_graph(graph_id: str) -> None:
         return
     try:
         with paused_gc():  # parsed JSON and graphs have no cycles to collect
-            result_json = dumps(evaluate(loads(document), max_nodes=config["MAX_GRAPH_NODES"]))
+            result_json = _evaluated(document, config["MAX_GRAPH_NODES"])
     except NumericError as exc:
         graphs.finish(graph_id, error=problems.non_finite(exc))
     except InvalidInput as exc:
@@ -148,3 +150,14 @@ def evaluate_graph(graph_id: str) -> None:
         graphs.finish(graph_id, error=problems.crashed("evaluation"))
     else:
         graphs.finish(graph_id, result_json=result_json)
+
+
+def _evaluated(document: bytes, max_nodes: int) -> str | bytes:
+    """A queued graph's result as JSON text. A large graph came as the columns the API
+    validated (engine.columns.pack): evaluated as they are, the result written from arrays."""
+    if is_packed(document):
+        return columns_result_json(unpack(document))
+    parsed = parse(loads(document), max_nodes)  # a document queued as JSON: a small one
+    if isinstance(parsed, GraphColumns):
+        return columns_result_json(parsed)
+    return dumps(evaluate(parsed))

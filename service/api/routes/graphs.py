@@ -5,7 +5,10 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 
 from engine import evaluate, to_dot
-from engine.graph import ParsedGraph, parse_graph
+from engine.columns import GraphColumns, document_of, is_packed, pack, unpack
+from engine.compiled.evaluate import result_json as columns_result_json
+from engine.evaluate import parse as parse_graph
+from engine.graph import ParsedGraph
 from engine.value import paused_gc
 from schemas import GraphResourceSchema, GraphSchema
 
@@ -57,19 +60,24 @@ ACCEPT = {
 }
 
 
-def parse(document: dict, max_nodes: int) -> ParsedGraph:
+def parse(document: dict, max_nodes: int) -> ParsedGraph | GraphColumns:
+    """A small graph as a ParsedGraph; a large one as columns (engine.columns)."""
     with paused_gc():  # no cycles to collect in a graph's parse or its evaluation
         return parse_graph(document, max_nodes=max_nodes)
 
 
-def evaluated(parsed: ParsedGraph) -> str:
+def evaluated(parsed: ParsedGraph | GraphColumns) -> str | bytes:
+    """The result as JSON text: a large graph's written from its arrays."""
     with paused_gc():
+        if isinstance(parsed, GraphColumns):
+            return columns_result_json(parsed)
         return dumps(evaluate(parsed))
 
 
 def drawn(document: bytes, result_json: bytes) -> str:
     with paused_gc():
-        return to_dot(loads(document), loads(result_json))
+        graph = document_of(unpack(document)) if is_packed(document) else loads(document)
+        return to_dot(graph, loads(result_json))
 
 
 FINISHED = ("succeeded", "failed")
@@ -112,15 +120,15 @@ def graph_body(
     graph_id: str, status: str, result_json: str | bytes | None = None, error: dict | None = None
 ) -> Response:
     """The graph resource, its result spliced in as the JSON text it is stored as (a
-    500,000-node result is never decoded and encoded again)."""
-    parts = [f'{{"id":{dumps(graph_id)},"status":{dumps(status)}']
+    500,000-node result is never decoded and encoded again, nor copied to a str)."""
+    parts = [f'{{"id":{dumps(graph_id)},"status":{dumps(status)}'.encode()]
     if result_json is not None:
-        text = result_json.decode() if isinstance(result_json, bytes) else result_json
-        parts.append(f',"result":{text}')
+        text = result_json.encode() if isinstance(result_json, str) else result_json
+        parts += (b',"result":', text)
     if error is not None:
-        parts.append(f',"error":{dumps(error)}')
-    parts.append("}")
-    return Response("".join(parts), mimetype="application/json")
+        parts.append(f',"error":{dumps(error)}'.encode())
+    parts.append(b"}")
+    return Response(b"".join(parts), mimetype="application/json")
 
 
 @blp.route("")
@@ -146,8 +154,11 @@ class Graphs(MethodView):
         parsed = run_cpu_bound(len(body), parse, document, config["MAX_GRAPH_NODES"])
         wants_async, honoured = prefers_async(), []
         if wants_async or len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
+            # A large graph travels as its validated columns: the worker reads the arrays
+            # as they are, with no JSON to parse and no ids to look up again.
+            stored = pack(parsed) if isinstance(parsed, GraphColumns) else body
             graph_id = graphs.queue(
-                body, config["GRAPH_TTL"], graph_enqueuer(services().queue), tenant=tenant()
+                stored, config["GRAPH_TTL"], graph_enqueuer(services().queue), tenant=tenant()
             )
             if wants_async:
                 honoured.append("respond-async")
