@@ -84,7 +84,9 @@ def test_start_and_completed_arrive_signed_with_the_tenants_secret(hooked):
     secret = hooked.get("/v1/webhooks/secret").json()["secret"]
     with Receiver() as receiver:
         job_id = submit(hooked, receiver.url, ["start"])
-        (_, h1, b1), (_, h2, b2) = receiver.wait_for(2)
+        got = receiver.wait_for(2)
+    # deliveries carry no order (Standard Webhooks): two senders may post them at once
+    (_, h1, b1), (_, h2, b2) = sorted(got, key=lambda r: r[1]["webhook-event"] != "start")
     started, finished = Webhook(secret).verify(b1, h1), Webhook(secret).verify(b2, h2)
     assert (h1["webhook-event"], h2["webhook-event"]) == ("start", "completed")
     assert started["id"] == finished["id"] == job_id
@@ -94,10 +96,9 @@ def test_start_and_completed_arrive_signed_with_the_tenants_secret(hooked):
     with pytest.raises(Exception, match="signature"):
         Webhook("whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=").verify(b2, h2)
     items = settled(hooked, job_id, 2)
-    assert [(d["id"], d["status"]) for d in items] == [
-        (h1["webhook-id"], "delivered"),
-        (h2["webhook-id"], "delivered"),
-    ]
+    assert sorted((d["id"], d["status"]) for d in items) == sorted(
+        [(h1["webhook-id"], "delivered"), (h2["webhook-id"], "delivered")]
+    )
 
 
 def test_a_receiver_failing_twice_gets_it_on_the_third_attempt(hooked):
@@ -124,15 +125,15 @@ def test_a_redirect_is_not_followed(hooked):
 def test_progress_is_throttled_and_carries_the_latest_step(hooked):
     secret = hooked.get("/v1/webhooks/secret").json()["secret"]
     with Receiver() as receiver:
-        job_id = submit(hooked, receiver.url, ["progress"], steps=5000)
+        job_id = submit(hooked, receiver.url, ["progress"], steps=25_000)  # ~2 s: under 10 kept
         wait_until(lambda: hooked.get(f"/v1/jobs/{job_id}").json()["status"] in TERMINAL, 60)
         items = settled(hooked, job_id, 1)
         got = list(receiver.requests)
     events = [(h["webhook-event"], Webhook(secret).verify(b, h)) for _, h, b in got]
     steps = [job["progress"]["step"] for event, job in events if event == "progress"]
     assert steps, "no progress delivery"
-    assert steps == sorted(steps) and 0 < steps[0] and steps[-1] <= 5000
-    assert events[-1][0] == "completed"
+    assert steps == sorted(steps) and 0 < steps[0] and steps[-1] <= 25_000
+    assert [event for event, _ in events].count("completed") == 1
     assert len(steps) <= len(items)  # each one a delivery of its own, none backlogged
 
 
