@@ -3,18 +3,17 @@ tests; the app from create_app; and, for the end-to-end tests, the real stack (g
 with its config, two rq worker processes) speaking HTTP."""
 
 import os
-import threading
 
 import pytest
-import requests
 from hypothesis import settings
 
 from service.api import create_app
-from service.stack import Stack, redis_server
+from service.stack import redis_server
 from service.store import ApiKeys, JobStore
 from service.store.queue import connect
 
-from .service_helpers import TENANT, ApiSession, keyed_client, wait_until
+from .service_helpers import TENANT, ApiSession, keyed_client
+from .stacks import own_stack
 
 # CI replays the same examples every run (a red run does not land; a flake would block
 # it); local runs draw new ones and keep exploring. A failure prints its reproduction.
@@ -132,30 +131,8 @@ def stack_dir(tmp_path_factory):
 def stack(redis_port, stack_dir):
     """gunicorn (service/gunicorn_conf.py) and two `python -m service.worker` processes,
     supervised by service.stack.Stack as `make run` does; its base URL."""
-    directory = stack_dir
-    url = redis_server.url(redis_port, E2E_DB)
-    connect(url).flushdb()
-    port = redis_server.free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": url,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_ACCESS_LOG": "",
-    }
-    with open(directory / "stack.log", "w") as log:
-        running = Stack(workers=2, data_dir=directory, env=env, output=log)
-        running.start()
-        supervisor = threading.Thread(target=running.supervise, daemon=True)
-        supervisor.start()
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(lambda: _ready(base), timeout=30)
-            yield base
-        finally:
-            running.stopping = True
-            supervisor.join()
-            running.stop()
+    with own_stack(redis_port, E2E_DB, stack_dir, workers=2) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
@@ -164,10 +141,3 @@ def api(stack, stack_dir):
     run` does (in its data directory's `api-key`)."""
     with ApiSession(stack, (stack_dir / "api-key").read_text().strip()) as session:
         yield session
-
-
-def _ready(base):
-    try:
-        return requests.get(f"{base}/readyz", timeout=1).status_code == 200
-    except requests.RequestException:  # not listening yet, or too busy starting to answer
-        return False

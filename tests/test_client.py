@@ -1,7 +1,6 @@
 """gradserve_client against the real API under gunicorn with real workers (the session
 stack), and against a stack of its own with tiny limits for the 429s and the retries."""
 
-import os
 import threading
 import time
 
@@ -20,11 +19,12 @@ from gradserve_client import (
     WaitTimeout,
 )
 
-from service.stack import Stack, redis_server
+from service.stack import redis_server
 from service.store import ApiKeys
 from service.store.queue import connect
 
-from .service_helpers import ID, MICROGRAD_FIGURES, MICROGRAD_GRAPH, small_spec, wait_until
+from .service_helpers import ID, MICROGRAD_FIGURES, MICROGRAD_GRAPH, small_spec
+from .stacks import own_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -151,42 +151,15 @@ LIMIT = 4  # requests per key in 2 seconds
 def limited(redis_port, tmp_path_factory):
     """gunicorn with a rate limit of LIMIT per 2 s, at most 1 active job per tenant (a 429
     saying to come back in 1 s), no worker; its URL and a maker of keys."""
-    url = redis_server.url(redis_port, LIMITED_DB)
-    connect(url).flushdb()
-    port = redis_server.free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": url,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "GUNICORN_ACCESS_LOG": "",
+    settings = {
         "GRADSERVE_RATE_LIMIT": f"{LIMIT}/2 seconds",
         "GRADSERVE_MAX_ACTIVE_JOBS": "1",
         "GRADSERVE_ACTIVE_JOBS_RETRY_AFTER": "1",
     }
-    keys = ApiKeys(connect(url))
+    keys = ApiKeys(connect(redis_server.url(redis_port, LIMITED_DB)))
     directory = tmp_path_factory.mktemp("client-limited")
-    with open(directory / "stack.log", "w") as log:
-        running = Stack(workers=0, data_dir=directory, env=env, output=log)
-        running.start()
-        supervisor = threading.Thread(target=running.supervise, daemon=True)
-        supervisor.start()
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(lambda: _ready(base), timeout=30)
-            yield base, lambda tenant: keys.create(tenant)[1]
-        finally:
-            running.stopping = True
-            supervisor.join()
-            running.stop()
-
-
-def _ready(base):
-    try:
-        with Client(base, timeout=1, retry=RetryPolicy(attempts=0)) as probe:
-            return probe.ready()
-    except GradserveError:
-        return False
+    with own_stack(redis_port, LIMITED_DB, directory, settings, processes=1) as base:
+        yield base, lambda tenant: keys.create(tenant)[1]
 
 
 def recorded(client):

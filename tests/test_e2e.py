@@ -38,6 +38,7 @@ from .service_helpers import (
     small_spec,
     wait_until,
 )
+from .stacks import ready
 
 pytestmark = pytest.mark.e2e
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -315,7 +316,7 @@ def test_make_run_supervises_and_picks_jobs_up_again(tmp_path):
                 stdout=log,
                 stderr=log,
             )
-        wait_until(lambda: _answers(base), timeout=30)
+        wait_until(lambda: ready(base), timeout=30)
         return process
 
     def stop(process):
@@ -356,13 +357,6 @@ def test_make_run_supervises_and_picks_jobs_up_again(tmp_path):
         assert finished(api, submit(api, small_spec()))["status"] == "succeeded"
     finally:
         stop(second)
-
-
-def _answers(base):
-    try:
-        return requests.get(f"{base}/readyz", timeout=1).status_code == 200
-    except requests.RequestException:  # not listening yet, or too busy starting to answer
-        return False
 
 
 def test_worker_healthcheck_sees_this_hosts_workers(stack, redis_port):
@@ -496,7 +490,7 @@ def test_auth_off_on_loopback_serves_every_request_as_local(api, other, redis_po
     process = gunicorn(env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(base), timeout=30)
+        wait_until(lambda: ready(base), timeout=30)
         response = requests.post(f"{base}/v1/graphs", json=MICROGRAD_GRAPH, timeout=10)
         assert response.status_code == 201  # no key asked
         location = response.headers["Location"]

@@ -7,7 +7,6 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,12 +14,12 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.api import create_app
-from service.stack import Stack, redis_server
+from service.stack import redis_server
 from service.store.metrics import count_webhook_delivery
-from service.store.queue import connect
 
 from .conftest import E2E_DB
 from .service_helpers import ID, TENANT, ApiSession, client_with, long_spec, small_spec, wait_until
+from .stacks import own_stack, ready
 
 TOKEN = "metrics-token-0123456789abcdef"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -257,39 +256,13 @@ def token_stack(redis_port, tmp_path_factory):
     """A stack of its own (its own database) with GRADSERVE_METRICS=token, one rq worker and
     two gunicorn processes; its base URL and data directory."""
     directory = tmp_path_factory.mktemp("metrics-stack")
-    url = redis_server.url(redis_port, E2E_DB + 2)
-    connect(url).flushdb()
-    port = redis_server.free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": url,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_ACCESS_LOG": "",
+    settings = {
         "GRADSERVE_METRICS": "token",
         "GRADSERVE_METRICS_TOKEN": TOKEN,
+        "PROMETHEUS_MULTIPROC_DIR": None,
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with open(directory / "stack.log", "w") as log:
-        running = Stack(workers=1, data_dir=directory, env=env, output=log)
-        running.start()
-        supervisor = threading.Thread(target=running.supervise, daemon=True)
-        supervisor.start()
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(lambda: _answers(base), timeout=30)
-            yield base, directory
-        finally:
-            running.stopping = True
-            supervisor.join()
-            running.stop()
-
-
-def _answers(base):
-    try:
-        return requests.get(f"{base}/readyz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+    with own_stack(redis_port, E2E_DB + 2, directory, settings, workers=1) as base:
+        yield base, directory
 
 
 def test_token_setting_over_http(token_stack):
@@ -355,7 +328,7 @@ def gunicorn(redis_port, tmp_path):
             process = subprocess.Popen(command, env=full, stdout=log, stderr=log)
         started.append(process)
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: process.poll() is not None or _answers(base), timeout=30)
+        wait_until(lambda: process.poll() is not None or ready(base), timeout=30)
         assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
         return base, process
 

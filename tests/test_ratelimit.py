@@ -4,7 +4,6 @@ a 429 problem with a Retry-After that works, the RateLimit-* headers, a budget p
 tighter one for submissions, refused keys counted per address, what is never limited, a
 Redis that fails or is full, and the cap on active jobs at the same time from many clients."""
 
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ import pytest
 import requests
 
 from service import settings
-from service.stack import Stack, redis_server
+from service.stack import redis_server
 from service.store import ApiKeys, Keys
 from service.store.queue import connect
 
@@ -23,8 +22,8 @@ from .service_helpers import (
     check_problem,
     client_with,
     small_spec,
-    wait_until,
 )
+from .stacks import own_stack
 
 HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
 
@@ -216,40 +215,14 @@ HTTP_CAP = 2
 def limited(redis_port, tmp_path_factory):
     """The API under gunicorn (service/stack, WEB_CONCURRENCY=2) with a small rate limit
     and cap, and no worker, so jobs stay queued; its base URL and a maker of keys."""
-    url = redis_server.url(redis_port, LIMITED_DB)
-    connect(url).flushdb()
-    port = redis_server.free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": url,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_ACCESS_LOG": "",
+    settings = {
         "GRADSERVE_RATE_LIMIT": f"{HTTP_LIMIT}/2 seconds",
         "GRADSERVE_MAX_ACTIVE_JOBS": str(HTTP_CAP),
     }
+    keys = ApiKeys(connect(redis_server.url(redis_port, LIMITED_DB)))
     directory = tmp_path_factory.mktemp("limited")
-    keys = ApiKeys(connect(url))
-    with open(directory / "stack.log", "w") as log:
-        running = Stack(workers=0, data_dir=directory, env=env, output=log)
-        running.start()
-        supervisor = threading.Thread(target=running.supervise, daemon=True)
-        supervisor.start()
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(lambda: _ready(base), timeout=30)
-            yield base, lambda tenant: keys.create(tenant)[1]
-        finally:
-            running.stopping = True
-            supervisor.join()
-            running.stop()
-
-
-def _ready(base):
-    try:
-        return requests.get(f"{base}/readyz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+    with own_stack(redis_port, LIMITED_DB, directory, settings) as base:
+        yield base, lambda tenant: keys.create(tenant)[1]
 
 
 def at_once(count, call):

@@ -3,17 +3,11 @@ own, allowing loopback targets and retrying after 0.3 s) post to a receiver on l
 verifies every delivery with the `standardwebhooks` package and the tenant's secret; the
 session's stack (no such setting) refuses private targets at submit."""
 
-import os
-import threading
-
 import pytest
-import requests
 from standardwebhooks import Webhook
 
-from service.stack import Stack, redis_server
-from service.store.queue import connect
-
 from .service_helpers import ApiSession, small_spec, wait_until
+from .stacks import own_stack
 from .webhook_receiver import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -25,42 +19,16 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 def hooked(redis_port, tmp_path_factory):
     """A stack that allows private webhook targets, retries after 0.3 s twice, and sends
     progress at most every 0.5 s; a session on it with tenant `local`'s key."""
-    url = redis_server.url(redis_port, WEBHOOKS_DB)
-    connect(url).flushdb()
-    port = redis_server.free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": url,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_ACCESS_LOG": "",
+    settings = {
         "GRADSERVE_WEBHOOK_ALLOW_PRIVATE": "on",
         "GRADSERVE_WEBHOOK_RETRY_SCHEDULE": "0.3,0.3",
         "GRADSERVE_WEBHOOK_POLL_INTERVAL": "0.1",
         "GRADSERVE_WEBHOOK_PROGRESS_INTERVAL": "0.5",
     }
     directory = tmp_path_factory.mktemp("webhooks")
-    with open(directory / "stack.log", "w") as log:
-        running = Stack(workers=2, data_dir=directory, env=env, output=log)
-        running.start()
-        supervisor = threading.Thread(target=running.supervise, daemon=True)
-        supervisor.start()
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(lambda: _ready(base), timeout=30)
-            with ApiSession(base, (directory / "api-key").read_text().strip()) as session:
-                yield session
-        finally:
-            running.stopping = True
-            supervisor.join()
-            running.stop()
-
-
-def _ready(base):
-    try:
-        return requests.get(f"{base}/readyz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+    with own_stack(redis_port, WEBHOOKS_DB, directory, settings, workers=2) as base:
+        with ApiSession(base, (directory / "api-key").read_text().strip()) as session:
+            yield session
 
 
 def submit(api, url, events, **spec):
