@@ -55,8 +55,9 @@ def reference_step(spec):
     return best_of(lambda: backend.loss_and_grads(params, None), 2, budget=5.0) * 1e3
 
 
-def torch_step(spec, torch):
-    """The same step in PyTorch: full batch, hinge loss + l2, SGD with the demo's decay."""
+def torch_demo_step(spec, torch, steps):
+    """PyTorch's step of the demo job: full batch, hinge loss + l2, SGD with the demo's
+    decay over `steps`; step(k) -> the loss. The model is built once, here."""
     torch.set_num_threads(1)
     X, Y = data.load(spec)
     X, Y = torch.tensor(X), torch.tensor(Y, dtype=torch.float64)
@@ -78,8 +79,15 @@ def torch_step(spec, torch):
         loss.backward()
         with torch.no_grad():
             for p in params:
-                p -= (1.0 - 0.9 * k / STEPS) * p.grad
+                p -= (1.0 - 0.9 * k / steps) * p.grad
         return loss.item()
+
+    return step
+
+
+def torch_step(spec, torch):
+    """The same step in PyTorch: ms per step."""
+    step = torch_demo_step(spec, torch, STEPS)
 
     def run():
         for k in range(STEPS):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import requests
 
+from bench.bench_compiled import torch_demo_step
 from bench.bench_service import wait_for
 from bench.timing import best_of
-from engine import data
 from engine.compiled import Program, trace
 from engine.compiled.cache import PROGRAMS
 from engine.compiled.structured import mlp_tape
@@ -56,30 +56,8 @@ def ours(spec, cached):
 def pytorch_loop(spec, torch):
     """PyTorch's whole loop of the same job: () -> (ms, None). Full batch, hinge loss +
     l2, SGD with the demo's decaying rate; the model is built once, before."""
-    torch.set_num_threads(1)
     steps = spec["steps"]
-    X, Y = data.load(spec)
-    X, Y = torch.tensor(X), torch.tensor(Y, dtype=torch.float64)
-    sizes = [2, *spec["model"]["layers"]]
-    layers = [
-        torch.nn.Linear(a, b, dtype=torch.float64)
-        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-    ]
-    params = [p for layer in layers for p in layer.parameters()]
-
-    def step(k):
-        h = X
-        for i, layer in enumerate(layers):
-            h = layer(h)
-            h = torch.relu(h) if i < len(layers) - 1 else h
-        loss = torch.relu(1 - Y * h[:, 0]).mean() + 1e-4 * sum((p * p).sum() for p in params)
-        for p in params:
-            p.grad = None
-        loss.backward()
-        with torch.no_grad():
-            for p in params:
-                p -= (1.0 - 0.9 * k / steps) * p.grad
-        return loss.item()
+    step = torch_demo_step(spec, torch, steps)
 
     def run():
         started = time.perf_counter()
