@@ -1,11 +1,27 @@
 """The yardstick of bench_throughput: a bare Flask app answering every request with a
 constant, served under the API's own gunicorn config. What the API adds is what it costs
-beyond this."""
+beyond this.
+
+`/redis` answers the same constant after one Redis round trip (a script reading a hash, on
+a client made as the API makes its own): the floor of any request that must read or count
+something shared, as every authenticated, rate-limited /v1 request does."""
+
+import os
 
 from flask import Flask
 
+from service.store.queue import connect
+
 app = Flask(__name__)
 BODY = '{"id":"0123456789abcdef","status":"succeeded"}'
+_redis = connect(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), 0.75)
+_read = _redis.register_script("return redis.call('hgetall', KEYS[1])")
+
+
+@app.route("/redis", methods=["GET", "POST"])
+def one_round_trip() -> tuple[str, int, dict[str, str]]:
+    _read(keys=["bench:bare"])
+    return BODY, 200, {"Content-Type": "application/json"}
 
 
 @app.route("/", defaults={"path": ""}, methods=["GET", "POST"])

@@ -8,7 +8,9 @@ the rounds alternate, and each figure is the median of its rounds.
 - POST /v1/graphs, the README graph (examples/micrograd_graph.json): evaluated in the
   request, stored, 201; target: at least 60% of the bare app's rate;
 - GET /v1/jobs/{id} of a queued job (polling is most of a job API's traffic): target at
-  least 70%.
+  least 70%;
+- the bare app's GET /redis, one Redis round trip before its constant (no target): the floor
+  of any request that must count or read something shared, as both of the above do.
 
 `python -m bench.bench_throughput [--quick] [--access-log]`: --quick (or `python -m bench
 --quick`) runs one short round;
@@ -35,6 +37,8 @@ BUDGETS = {  # counted, never reached at these rates; windows of a second, as sh
     "GRADSERVE_RATE_LIMIT_SUBMIT": "1000000/second",
 }
 TARGETS = {"POST /v1/graphs (README graph)": 0.60, "GET /v1/jobs/{id}": 0.70}
+ONE_ROUND_TRIP = "bare Flask + one Redis round trip"
+"""No target: the floor of a request that reads or counts anything shared (bench/bare_app.py)."""
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -93,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
             served = [api_pid, redis_pid]
             runs = {
                 "bare": (lambda s: load.run(f"{bare}/", "POST", GRAPH, posted, s), [bare_pid]),
+                ONE_ROUND_TRIP: (
+                    lambda s: load.run(f"{bare}/redis", "GET", None, auth, s),
+                    [bare_pid, redis_pid],
+                ),
                 "POST /v1/graphs (README graph)": (
                     lambda s: load.run(f"{api}/v1/graphs", "POST", GRAPH, posted, s),
                     served,
@@ -124,9 +132,9 @@ def main(argv: list[str] | None = None) -> None:
                 rate["bare"],
                 "bare Flask",
                 higher_is_better=True,
-                target=TARGETS[name],
+                target=TARGETS.get(name),
             )
-            for name in TARGETS
+            for name in [*TARGETS, ONE_ROUND_TRIP]
         ]
         + [
             Figure(
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                 "bare Flask",
                 higher_is_better=True,
             )
-            for name in TARGETS
+            for name in [*TARGETS, ONE_ROUND_TRIP]
         ],
         unit="/s",
     )

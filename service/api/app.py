@@ -6,11 +6,21 @@ from typing import Any
 
 from flask import Flask
 
-from ..config import load_config
+from ..config import auth_enabled, load_config
 from ..store import ApiKeys, GraphStore, JobStore, WebhookSecrets
 from ..store.deliveries import WebhookDeliveries
 from ..store.queue import connect, connect_subscriber, make_queue
-from . import auth, boundary, compression, console, docs_assets, metrics, openapi, ratelimit
+from . import (
+    auth,
+    boundary,
+    compression,
+    console,
+    docs_assets,
+    hotpath,
+    metrics,
+    openapi,
+    ratelimit,
+)
 from .body import BoundedRequest
 from .concurrency import heavy_slots, release_heavy_slot
 from .extensions import Services
@@ -46,18 +56,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.config["NOTIFY_RECHECK"],
         ),
     )
-    metrics.register(app, services)  # a middleware around the app, and GET /metrics
     auth.register(app, services.keys)  # who asks (a key's tenant and id), or a refusal
-    ratelimit.register(app, services)  # counts the request, the refused ones too
+    limiter = ratelimit.register(app, services)  # counts the request, the refused ones too
     auth.register_refusal(app)  # then a refused key's 401
     plugins = [auth.SecurityPlugin(), ratelimit.OpenApiPlugin(), openapi.OperationIds()]
     api = Api(app, spec_kwargs={"extra_plugins": plugins})
     for blueprint in (graphs.blp, jobs.blp, models.blp, webhooks.blp, health.blp):
         api.register_blueprint(blueprint)
-    metrics.document(app, api.spec)
     app.register_blueprint(docs_assets.blueprint)
     app.register_blueprint(console.blueprint)
     boundary.register(app)
     compression.register(app)
     app.teardown_request(release_heavy_slot)
+    hotpath.register(app, services, limiter, auth_enabled(app.config["AUTH"]))  # below Flask
+    metrics.register(app, services)  # a middleware around it all, and GET /metrics
+    metrics.document(app, api.spec)
     return app

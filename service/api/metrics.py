@@ -32,6 +32,8 @@ __all__ = ["document", "register"]
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+ROUTE = "gradserve.route"
+"""The environ key where a request answered below Flask (api/hotpath.py) names its URL rule."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 """Seconds: a cached job GET takes about a millisecond, a 30 MiB graph tens of seconds."""
 WSGIEnvironment = dict[str, Any]
@@ -68,9 +70,13 @@ class RequestMetrics:
 
         def respond(status: str, headers: Any, exc_info: Any = None) -> Any:
             # Called while Flask's request is still current: its URL rule is read here (Flask
-            # takes the request out of the environ once it has returned).
-            request = environ.get("werkzeug.request")
-            answer[:] = status[:3], getattr(request, "url_rule", None)
+            # takes the request out of the environ once it has returned). The hot path, which
+            # answers below Flask, names its route itself.
+            route = environ.get(ROUTE)
+            if route is None:
+                rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
+                route = rule.rule if rule is not None else UNMATCHED
+            answer[:] = status[:3], route
             return start_response(status, headers, exc_info)
 
         body = self.app(environ, respond)  # Flask answers (start_response) before it returns
@@ -78,8 +84,7 @@ class RequestMetrics:
             self._observe(environ, *answer, perf_counter() - started)
         return body
 
-    def _observe(self, environ: WSGIEnvironment, status: str, rule: Any, seconds: float) -> None:
-        route = rule.rule if rule is not None else UNMATCHED
+    def _observe(self, environ: WSGIEnvironment, status: str, route: str, seconds: float) -> None:
         method = environ.get("REQUEST_METHOD", "")
         method = method if method in METHODS else "other"
         key = (route, method, status)

@@ -43,6 +43,7 @@ from ..store import Budget, RateCounts, Window
 from .auth import protected, protected_operations, refused
 from .boundary import PROBLEM_JSON
 from .extensions import Services
+from .handover import Handover, handed_over
 
 SUBMISSIONS = {("POST", "/v1/jobs"), ("POST", "/v1/graphs")}
 """The requests RATE_LIMIT_SUBMIT counts: each queues work or computes in the request."""
@@ -92,45 +93,85 @@ class Limiter:
         self.counts, self.limits, self.reads = counts, limits, reads or {}
 
     def budgets(self) -> tuple[str, list[Limit]]:
-        """Whose budget the request spends (its API key's id; a refused key's or, with AUTH
-        off, anyone's client address) and which of its budgets, the tighter first."""
+        """Whose budget the current request spends and which of its budgets (budgets_of)."""
         if refused():
             return f"address:{request.remote_addr}", self.limits["RATE_LIMIT_UNAUTHENTICATED"]
-        key_id = g.get("key_id")
-        caller = f"key:{key_id}" if key_id else f"address:{request.remote_addr}"
-        if (request.method, request.path) in SUBMISSIONS:
+        submission = (request.method, request.path) in SUBMISSIONS
+        return self.budgets_of(g.get("key_id"), request.remote_addr, submission)
+
+    def budgets_of(
+        self, key_id: str | None, address: str | None, submission: bool
+    ) -> tuple[str, list[Limit]]:
+        """Whose budget a request with a valid key (or, with AUTH off, none) spends: its
+        key's id, else its client address; and which budgets, the tighter first."""
+        caller = f"key:{key_id}" if key_id else f"address:{address}"
+        if submission:
             return caller, self.limits["RATE_LIMIT_SUBMIT"] + self.limits["RATE_LIMIT"]
         return caller, self.limits["RATE_LIMIT"]
 
-    def check(self) -> None:
-        """before_request: count the request, or refuse it (RateLimited: 429)."""
+    def check(self) -> Response | None:
+        """before_request: count the request, or refuse it (RateLimited: 429). A request
+        the hot path began was counted there: its handover is taken instead."""
+        handover = handed_over()
+        if handover is not None:
+            return take(handover)
         if not protected(request.path):
-            return
+            return None
         caller, limits = self.budgets()
         if not limits:
-            return
+            return None
         read = self.reads.get((request.method, request.endpoint or ""))
         key = read(request.view_args or {}) if read else None
         try:
-            breached, windows, found = self.counts.spend(
-                caller, [limit.budget for limit in limits], key
-            )
+            spent, found = self.count(caller, limits, key)
         except redis.RedisError as error:  # let it through: the route meets Redis itself
             log.warning("rate limit not counted: Redis failed: %s", error)
-            return
+            return None
         if found is not None:
             g.read_ahead = found
-        if breached is None:
-            left = [
-                limit.item.amount - window.counted
-                for limit, window in zip(limits, windows, strict=True)
-            ]
-            tightest = left.index(min(left))
-            g.rate_limit = Spent(limits[tightest], windows[tightest], False)
-            return
-        limit = limits[breached]
-        g.rate_limit = Spent(limit, windows[breached], True)
-        raise RateLimited(limit.message, str(limit.item), limit.item.get_expiry())
+        g.rate_limit = spent
+        if spent is not None and spent.breached:
+            raise refusal(spent)
+        return None
+
+    def count(
+        self, caller: str, limits: list[Limit], read: str | None = None
+    ) -> tuple[Spent | None, dict[bytes, bytes] | None]:
+        """Count one request of `caller` against `limits` (refused: counted in none): what
+        its tightest budget says (None without budgets), and the hash at key `read`, read
+        in the same round trip (None: not asked, or the request was refused). Raises
+        redis.RedisError."""
+        breached, windows, found = self.counts.spend(
+            caller, [limit.budget for limit in limits], read
+        )
+        if not limits:
+            return None, found
+        if breached is not None:
+            return Spent(limits[breached], windows[breached], True), found
+        left = [
+            limit.item.amount - window.counted
+            for limit, window in zip(limits, windows, strict=True)
+        ]
+        tightest = left.index(min(left))
+        return Spent(limits[tightest], windows[tightest], False), found
+
+
+def refusal(spent: Spent) -> RateLimited:
+    limit = spent.limit
+    return RateLimited(limit.message, str(limit.item), limit.item.get_expiry())
+
+
+def take(handover: Handover) -> Response | None:
+    """A request the hot path began: its counts and reads as the hooks would have left
+    them, then its outcome (a refusal or an error raised, a response returned)."""
+    g.rate_limit = handover.spent
+    if handover.read_ahead is not None:
+        g.read_ahead = handover.read_ahead
+    if handover.spent is not None and handover.spent.breached:
+        raise refusal(handover.spent)
+    if isinstance(handover.outcome, Exception):
+        raise handover.outcome
+    return handover.outcome
 
 
 def read_ahead() -> dict[bytes, bytes] | None:
@@ -187,20 +228,26 @@ def write_headers(limiter: Limiter, response: Response) -> Response:
     """The RateLimit-* headers of the request's tightest budget, and a 429's Retry-After
     (none on a 503: Redis did not answer, and asking again would only add a wait)."""
     spent: Spent | None = g.get("rate_limit")
-    if spent is None or response.status_code == 503:
-        return response
+    if spent is not None and response.status_code != 503:
+        for name, value in headers_of(spent):
+            response.headers[name] = value  # a 429's Retry-After replaces the error's own
+    return response
+
+
+def headers_of(spent: Spent) -> list[tuple[str, str]]:
     item = spent.limit.item
     period = item.get_expiry()
     reset = max(0, math.ceil(spent.window.oldest + period - time.time()))
     remaining = max(0, item.amount - spent.window.counted)
-    headers = response.headers
-    headers["RateLimit-Limit"] = str(item.amount)
-    headers["RateLimit-Remaining"] = str(remaining)
-    headers["RateLimit-Reset"] = str(reset)
-    headers["RateLimit-Policy"] = f"{item.amount};w={period}"
+    headers = [
+        ("RateLimit-Limit", str(item.amount)),
+        ("RateLimit-Remaining", str(remaining)),
+        ("RateLimit-Reset", str(reset)),
+        ("RateLimit-Policy", f"{item.amount};w={period}"),
+    ]
     if spent.breached:
-        headers["Retry-After"] = str(max(1, reset))
-    return response
+        headers.append(("Retry-After", str(max(1, reset))))
+    return headers
 
 
 class OpenApiPlugin(BasePlugin):

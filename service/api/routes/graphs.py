@@ -116,9 +116,9 @@ def waited(graph_id: str, found: Found, seconds: int) -> Found:
     return latest or found  # expired meanwhile: as it was
 
 
-def graph_body(
+def graph_json(
     graph_id: str, status: str, result_json: str | bytes | None = None, error: dict | None = None
-) -> Response:
+) -> bytes:
     """The graph resource, its result spliced in as the JSON text it is stored as (a
     500,000-node result is never decoded and encoded again, nor copied to a str)."""
     parts = [f'{{"id":{dumps(graph_id)},"status":{dumps(status)}'.encode()]
@@ -128,7 +128,13 @@ def graph_body(
     if error is not None:
         parts.append(f',"error":{dumps(error)}'.encode())
     parts.append(b"}")
-    return Response(b"".join(parts), mimetype="application/json")
+    return b"".join(parts)
+
+
+def graph_body(
+    graph_id: str, status: str, result_json: str | bytes | None = None, error: dict | None = None
+) -> Response:
+    return Response(graph_json(graph_id, status, result_json, error), mimetype=JSON)
 
 
 @blp.route("")

@@ -1,0 +1,203 @@
+"""The two requests that are most of the API's traffic, answered below Flask: a polled job
+(`GET /v1/jobs/{id}`) and a small graph evaluated in the request (`POST /v1/graphs` with a
+body of at most HEAVY_BODY_BYTES). Flask's request context, routing, hooks and response
+object cost more than the work of either (docs/BENCHMARKS.md); here each request makes the
+same calls the app's hooks and route make, on the same stores, for the same answer.
+
+Only the plain case is answered here. A request this path does not take on (another route
+or method, a query string, `Prefer`, no valid key, a body that is not plainly JSON or is
+over the bound) goes to Flask untouched. One it has begun (its key checked, the request
+counted, its body read) but does not finish (a budget spent, no such job, a body whose
+error the app words, an answer big enough to gzip, a failed write) goes to Flask with a
+Handover (api/handover.py) of what was done, so nothing is counted or written twice."""
+
+import io
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import redis
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from schemas import GraphSchema
+
+from ..store import LOCAL_TENANT
+from ..store.ids import ID_PATTERN
+from ..strictjson import dumps
+from .auth import bearer
+from .body import read_body
+from .extensions import Services
+from .handover import KEY, Handover
+from .jsonbody import load_body
+from .metrics import ROUTE, StartResponse, WSGIApplication, WSGIEnvironment
+from .ratelimit import Limiter, Spent, headers_of
+from .routes.graphs import evaluated, graph_json, parse
+from .routes.jobs import JOB
+
+JOBS, JOB_ROUTE, GRAPHS = "/v1/jobs/", "/v1/jobs/<job_id>", "/v1/graphs"
+"""The paths served here (the job's as its prefix), and the routes metrics count them by."""
+JSON = "application/json"
+GRAPH_SCHEMA = GraphSchema()
+
+log = logging.getLogger(__name__)
+
+
+class HotPath:
+    """WSGI middleware around the Flask app (inside the metrics middleware, which counts
+    what it answers too)."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        config: Mapping[str, Any],
+        services: Services,
+        limiter: Limiter,
+        auth: bool,
+    ) -> None:
+        self.app, self.services, self.limiter, self.auth = app, services, limiter, auth
+        self.config = config
+        self.body_bound = min(config["HEAVY_BODY_BYTES"], config["MAX_CONTENT_LENGTH"])
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if not (environ.get("QUERY_STRING") or "HTTP_PREFER" in environ):
+            method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+            if method == "GET" and path.startswith(JOBS):
+                job_id = path[len(JOBS) :]
+                if ID_PATTERN.fullmatch(job_id):
+                    return self.job(environ, start_response, job_id)
+            elif method == "POST" and path == GRAPHS and self.plain_json(environ):
+                return self.graph(environ, start_response)
+        return self.app(environ, start_response)
+
+    def plain_json(self, environ: WSGIEnvironment) -> bool:
+        """A JSON body of a declared length within the bound (not chunked)."""
+        mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        length = environ.get("CONTENT_LENGTH", "")
+        return (
+            mimetype == JSON
+            and length.isdigit()
+            and int(length) <= self.body_bound
+            and "HTTP_TRANSFER_ENCODING" not in environ
+        )
+
+    def caller(self, environ: WSGIEnvironment) -> tuple[str, str | None] | None:
+        """The tenant and key id of a request with a valid key (AUTH off: tenant `local`'s);
+        None when the app must answer it (its 401, or Redis failing it)."""
+        if not self.auth:
+            return LOCAL_TENANT, None
+        given, token = bearer(environ.get("HTTP_AUTHORIZATION"))
+        if not given:
+            return None
+        keys = self.services.keys
+        try:
+            tenant = keys.authenticate(token)
+        except redis.RedisError:
+            return None
+        return (tenant, keys.key_id(token)) if tenant is not None else None
+
+    def count(
+        self,
+        environ: WSGIEnvironment,
+        who: tuple[str, str | None],
+        submission: bool,
+        read: str | None,
+    ) -> tuple[Handover, dict[bytes, bytes] | None, bool]:
+        """The request counted as the rate limiter's hook counts it, the record at `read`
+        read in the same call: the handover so far, the record, and whether the request
+        goes on here (False: refused, or Redis failed: the app answers it as it would)."""
+        tenant, key_id = who
+        caller, limits = self.limiter.budgets_of(key_id, environ.get("REMOTE_ADDR"), submission)
+        try:
+            spent, record = self.limiter.count(caller, limits, read)
+        except redis.RedisError as error:  # as the hook: through, and the route meets Redis
+            log.warning("rate limit not counted: Redis failed: %s", error)
+            return Handover(tenant, key_id), None, False
+        handover = Handover(tenant, key_id, spent, record)
+        return handover, record, spent is None or not spent.breached
+
+    def job(
+        self, environ: WSGIEnvironment, start_response: StartResponse, job_id: str
+    ) -> Iterable[bytes]:
+        who = self.caller(environ)
+        if who is None:
+            return self.app(environ, start_response)
+        store = self.services.store
+        handover, record, going = self.count(environ, who, False, store.record_key(job_id))
+        if not going or record is None:
+            return self.hand_over(environ, start_response, handover)
+        job = store.get_job(job_id, tenant=handover.tenant, record=record)
+        if job is None:
+            return self.hand_over(environ, start_response, handover)
+        body = dumps(JOB(job)).encode()
+        if len(body) >= self.config["GZIP_MIN_BYTES"]:
+            return self.hand_over(environ, start_response, handover)
+        headers = [("Vary", "Prefer")]
+        return respond(environ, start_response, JOB_ROUTE, "200 OK", body, headers, handover.spent)
+
+    def graph(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        who = self.caller(environ)
+        if who is None:
+            return self.app(environ, start_response)
+        handover, _, going = self.count(environ, who, True, None)
+        if not going:
+            return self.hand_over(environ, start_response, handover)
+        config = self.config
+        try:
+            body = read_body(environ, config["MAX_CONTENT_LENGTH"], config["REQUEST_READ_TIMEOUT"])
+        except HTTPException as error:
+            return self.hand_over(environ, start_response, replace(handover, outcome=error))
+        environ["wsgi.input"] = io.BytesIO(body)  # read again by the app if it takes over
+        try:
+            document = load_body(body, config["MAX_JSON_DEPTH"], config["MAX_JSON_NUMBER_DIGITS"])
+            parsed = parse(GRAPH_SCHEMA.load(document), config["MAX_GRAPH_NODES"])
+            if len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
+                return self.hand_over(environ, start_response, handover)  # to be queued
+            result_json = evaluated(parsed)
+        except Exception:  # invalid: the route fails the same way, and words the problem
+            return self.hand_over(environ, start_response, handover)
+        try:
+            graph_id = self.services.graphs.save_result(
+                result_json, config["GRAPH_TTL"], body, tenant=handover.tenant
+            )
+        except redis.RedisError as error:
+            return self.hand_over(environ, start_response, replace(handover, outcome=error))
+        answer = graph_json(graph_id, "succeeded", result_json)
+        headers = [("Location", f"{GRAPHS}/{graph_id}"), ("Vary", "Prefer")]
+        if len(answer) >= config["GZIP_MIN_BYTES"]:
+            response = Response(answer, 201, headers, mimetype=JSON)
+            return self.hand_over(environ, start_response, replace(handover, outcome=response))
+        return respond(
+            environ, start_response, GRAPHS, "201 CREATED", answer, headers, handover.spent
+        )
+
+    def hand_over(
+        self, environ: WSGIEnvironment, start_response: StartResponse, handover: Handover
+    ) -> Iterable[bytes]:
+        environ[KEY] = handover
+        return self.app(environ, start_response)
+
+
+def respond(
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    route: str,
+    status: str,
+    body: bytes,
+    headers: list[tuple[str, str]],
+    spent: Spent | None,
+) -> Iterable[bytes]:
+    environ[ROUTE] = route
+    headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), *headers]
+    if spent is not None:
+        headers += headers_of(spent)
+    start_response(status, headers)
+    return [body]
+
+
+def register(app: Flask, services: Services, limiter: Limiter, auth: bool) -> None:
+    """Serve the hot requests below the app (register before the metrics middleware)."""
+    app.wsgi_app = HotPath(  # type: ignore[method-assign]
+        app.wsgi_app, app.config, services, limiter, auth
+    )
