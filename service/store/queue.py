@@ -12,6 +12,8 @@ from redis.retry import Retry
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from .parser import NonYieldingParser
+
 TRAIN = "service.worker.jobs.run_training"
 EVALUATE_GRAPH = "service.worker.jobs.evaluate_graph"
 Enqueue = Callable[..., str | None]
@@ -42,6 +44,7 @@ def connect(url: str, timeout: float | None = None, ride_through: float = 0.0) -
         socket_connect_timeout=timeout,
         health_check_interval=30,
         retry=retry,
+        parser_class=NonYieldingParser,
     )
 
 
@@ -49,7 +52,9 @@ def connect_subscriber(url: str) -> redis.Redis:
     """A client for a long-lived subscription: its reads wait as long as they must (no
     socket timeout), it connects within 2 s, and it pings Redis every 10 s while it waits,
     so a connection lost without a word is found out."""
-    return redis.Redis.from_url(url, socket_connect_timeout=2.0, health_check_interval=10)
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2.0, health_check_interval=10, parser_class=NonYieldingParser
+    )
 
 
 def make_queue(connection: redis.Redis, config: Mapping[str, Any]) -> Queue:
