@@ -10,6 +10,12 @@ connection is retried once, at once; a slow one never). A hung Redis ends a requ
 at the first command that times out: the key check's, or with AUTH off the route's first, after
 the rate limiter's (which lets the request through): at most 1.5 s."""
 
+REDIS_MAX_CONNECTIONS = 100
+"""Connections each Redis client of a process opens at most (an API process has three: its
+commands', bulk writes' and readiness checks'). A request that finds them all in use waits
+for one, up to its command's timeout, then answers 503: with redis-py's own pool the 101st
+at once failed outright (400 pollers at once got 68% 503s)."""
+
 AUTH = True
 """Every `/v1` request needs an API key (`Authorization: Bearer <key>`; `python -m
 service.keys` makes them). Off (GRADSERVE_AUTH=off) serves every request as tenant `local`,

@@ -37,9 +37,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.request_class = BoundedRequest
     app.json = StrictJSONProvider(app)
     app.config.update(load_config(config))
-    connection = connect(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"])
+    url, most = app.config["REDIS_URL"], app.config["REDIS_MAX_CONNECTIONS"]
+    connection = connect(url, app.config["REDIS_SOCKET_TIMEOUT"], max_connections=most)
     retention = app.config["RETENTION_DAYS"]
-    bulk = connect(app.config["REDIS_URL"], app.config["REDIS_BULK_TIMEOUT"])
+    bulk = connect(url, app.config["REDIS_BULK_TIMEOUT"], max_connections=most)
     store = JobStore(connection, retention_days=retention)
     app.extensions["gradserve"] = services = Services(
         store=store,
@@ -48,7 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         keys=ApiKeys(connection, cache_seconds=app.config["KEY_CACHE_SECONDS"]),
         webhooks=WebhookSecrets(connection),
         deliveries=WebhookDeliveries(connection),
-        readiness=connect(app.config["REDIS_URL"], app.config["READINESS_TIMEOUT"]),
+        readiness=connect(url, app.config["READINESS_TIMEOUT"], max_connections=most),
         heavy=heavy_slots(app.config["HEAVY_REQUESTS"]),
         notifier=Notifier(
             partial(connect_subscriber, app.config["REDIS_URL"]),

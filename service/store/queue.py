@@ -12,8 +12,11 @@ from redis.retry import Retry
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from .. import settings
 from .parser import NonYieldingParser
 
+POOL_WAIT = 20.0
+"""Seconds a command without a timeout waits for a free connection (redis-py's default)."""
 TRAIN = "service.worker.jobs.run_training"
 EVALUATE_GRAPH = "service.worker.jobs.evaluate_graph"
 Enqueue = Callable[..., str | None]
@@ -27,8 +30,14 @@ RIDE_THROUGH_STEP = 0.25
 """Seconds between two tries of a command while Redis is unreachable (see `connect`)."""
 
 
-def connect(url: str, timeout: float | None = None, ride_through: float = 0.0) -> redis.Redis:
-    """A Redis client as rq needs it (bytes, not str); `timeout` bounds each command.
+def connect(
+    url: str,
+    timeout: float | None = None,
+    ride_through: float = 0.0,
+    max_connections: int = settings.REDIS_MAX_CONNECTIONS,
+) -> redis.Redis:
+    """A Redis client as rq needs it (bytes, not str); `timeout` bounds each command, and
+    the wait for one of its `max_connections` when all are in use (20 s without one).
 
     A failed connection is retried once at once (a pooled connection goes stale when Redis
     restarts), a timeout never: callers that must answer quickly stay quick. With
@@ -38,14 +47,17 @@ def connect(url: str, timeout: float | None = None, ride_through: float = 0.0) -
         retry = Retry(ConstantBackoff(RIDE_THROUGH_STEP), int(ride_through / RIDE_THROUGH_STEP))
     else:
         retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
-    return redis.Redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout or POOL_WAIT,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=30,
         retry=retry,
         parser_class=NonYieldingParser,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def connect_subscriber(url: str) -> redis.Redis:
