@@ -1,5 +1,5 @@
 // The graphs page: evaluate a graph/1 document and draw the DOT the API gives for it with
-// Graphviz compiled to WebAssembly (viz.js), with pan and zoom.
+// Graphviz compiled to WebAssembly (viz.js, in a worker), with pan and zoom.
 "use strict";
 
 (() => {
@@ -8,6 +8,7 @@
   const DOT = "text/vnd.graphviz";
   const POLL_MS = 500;
   const SHOWN_MAX = 256 * 1024; // characters: a larger upload is sent without being shown
+  const LAYOUT_SECONDS = 30; // Graphviz's time to lay a drawing out, then the page gives up
   let uploaded = null; // (a textarea of megabytes makes the page crawl)
   const box = document.getElementById("graph-problem");
   const drawing = document.getElementById("drawing");
@@ -73,10 +74,34 @@
     return graph;
   }
 
+  // The SVG of a DOT drawing, laid out in a worker (layout-worker.js), which is ended after
+  // LAYOUT_SECONDS: the page stays responsive whatever the graph.
+  function layout(dot) {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(main.dataset.layoutUrl);
+      const end = () => { clearTimeout(timer); worker.terminate(); };
+      const timer = setTimeout(() => {
+        end();
+        reject({ title: "Too slow to draw", detail: `Graphviz did not lay this graph out within `
+          + `${LAYOUT_SECONDS} s in the browser. Its values and gradients are in the JSON `
+          + "result (GET /v1/graphs/{id}); its DOT can be drawn with Graphviz's dot." });
+      }, LAYOUT_SECONDS * 1000);
+      worker.onmessage = ({ data }) => {
+        end();
+        if (data.error) reject({ title: "Could not draw", detail: data.error });
+        else resolve(new DOMParser().parseFromString(data.svg, "image/svg+xml").documentElement);
+      };
+      worker.onerror = (event) => {
+        end();
+        reject({ title: "Could not draw", detail: event.message || "the layout worker failed" });
+      };
+      worker.postMessage(dot);
+    });
+  }
+
   async function draw(graph) {
     const dot = await api(`/v1/graphs/${encodeURIComponent(graph.id)}`, { headers: { Accept: DOT } });
-    const viz = await Viz.instance();
-    const svg = viz.renderSVGElement(dot);
+    const svg = document.importNode(await layout(dot), true);
     const [x, y, w, h] = svg.getAttribute("viewBox").split(/\s+/).map(Number);
     svg.removeAttribute("width");
     svg.removeAttribute("height");
