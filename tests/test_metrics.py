@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -362,6 +363,28 @@ def test_gunicorn_empties_the_given_directory_at_start(gunicorn, tmp_path):
     parsed = _get(base)  # would fail on the stale file
     assert requests_of(parsed, "/metrics") == 0 and value(parsed, "gradserve_redis_up") == 1
     assert not (given / "counter_1.db").exists() and (given / "notes.txt").exists()
+
+
+def test_an_exited_workers_counts_are_folded_into_archives_and_its_files_go(gunicorn, tmp_path):
+    given = tmp_path / "metrics"
+    recycled = {"GUNICORN_CMD_ARGS": "--max-requests 10 --max-requests-jitter 0"}
+    base, _ = gunicorn(PROMETHEUS_MULTIPROC_DIR=str(given), **recycled)
+    made, archives = 0, [given / "counter_archive.db", given / "histogram_archive.db"]
+    for _ in range(3):  # a worker exits within a second or so of its 10th request
+        for _ in range(30):
+            assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+        made += 30
+        wait_until(lambda: all(path.exists() for path in archives), timeout=10)
+        time.sleep(1.5)
+    parsed = _get(base)
+    timed = {"route": "/healthz", "method": "GET"}
+    assert requests_of(parsed, "/healthz") == made  # not one lost, none counted twice
+    assert value(parsed, "gradserve_http_request_duration_seconds_count", **timed) == made
+    assert (
+        value(parsed, "gradserve_http_request_duration_seconds_bucket", le="+Inf", **timed) == made
+    )
+    files = {path.name for path in given.glob("*.db")}
+    assert len(files) <= 2 + 2 * 2, files  # the archives, and the 2 live workers' two each
 
 
 def test_gunicorn_refuses_a_bad_metrics_setting(tmp_path, redis_port):

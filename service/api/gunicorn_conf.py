@@ -23,7 +23,8 @@ the API's memory to about `workers` of them (a 30 MiB graph takes about 350 MB).
 GET /metrics adds up what every worker process counted: prometheus_client's multiprocess mode,
 in the directory PROMETHEUS_MULTIPROC_DIR (`make run` gives var/metrics; unset, a private
 temporary directory removed at exit). Its files are cleared when gunicorn starts, so the
-counts of a stopped API never add to the next one's.
+counts of a stopped API never add to the next one's, and an exited worker's are folded into
+one archive per kind (api/metrics_files.py), so they do not pile up while it runs.
 """
 
 import gc
@@ -105,10 +106,14 @@ def _ready_metrics_dir() -> None:
 
 
 def child_exit(server: object, worker: object) -> None:
-    """A worker process is gone: its live gauges go with it (its counts stay counted)."""
+    """A worker process is gone: its live gauges go with it, its counts are folded into the
+    archives (api/metrics_files.py), so they stay counted in files that do not pile up."""
     from prometheus_client import multiprocess
 
+    from service.api.metrics_files import fold
+
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+    fold(os.environ[MULTIPROC_DIR], worker.pid)  # type: ignore[attr-defined]
 
 
 def on_exit(server: object) -> None:

@@ -20,11 +20,11 @@ from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from ..config import metrics_access
 from ..store.metrics import read_gauges
 from .extensions import Services
+from .metrics_files import LockedCollector
 from .metrics_guard import ENDPOINT, document
 from .metrics_guard import refusal as refusal_of
 
@@ -144,7 +144,7 @@ def register(app: Flask, services: Services) -> None:
         return
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)
+        LockedCollector(registry)
         counted = None  # written to the directory, merged when read
     else:
         counted = registry
