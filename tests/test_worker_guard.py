@@ -159,6 +159,11 @@ def rq_status(store, queue, job_id):
     return Job.fetch(ticket, connection=store.redis, serializer=queue.serializer).get_status()
 
 
+def rq_ended(store, queue, job_id):
+    """The status the rq job of `job_id` ends with, once it has one."""
+    return wait_until(lambda: (now := rq_status(store, queue, job_id)) in DONE and now)
+
+
 def test_cancel_stops_the_horse_inside_one_long_step_within_2_s(worker, store, queue):
     job_id = submit(store, queue, LONG_STEPS, MAX_JOB_WORK=WORK_CAP)
     running = wait_until(
@@ -180,7 +185,7 @@ def test_cancel_stops_the_horse_inside_one_long_step_within_2_s(worker, store, q
     assert job["status"] == "cancelled" and job["progress"]["step"] == at_cancel  # nothing after
     assert store.history(job_id, tenant=TENANT)["step"] == list(range(job["progress"]["step"]))
     assert queue.get_job_ids() == []  # nothing handed back
-    assert rq_status(store, queue, job_id) == JobStatus.STOPPED  # on request, not a crash
+    assert rq_ended(store, queue, job_id) == JobStatus.STOPPED  # on request, not a crash
     log = worker.text()
     assert f"job {job_id} was cancelled: stopping its work-horse" in log
     assert f"job {job_id}: stopped (cancelled" not in log  # killed, not at its next step
@@ -200,8 +205,7 @@ def test_a_cancel_the_horse_sees_between_two_steps_stops_its_rq_job_too(worker, 
     store.cancel(job_id, tenant=TENANT)
     at_cancel = job_of(store, job_id)["progress"]["step"]
     wait_until(lambda: exited(horse), timeout=2, interval=0.01)
-    status = wait_until(lambda: (now := rq_status(store, queue, job_id)) in DONE and now)
-    assert status == JobStatus.STOPPED  # not finished: the job did not end on its own
+    assert rq_ended(store, queue, job_id) == JobStatus.STOPPED  # not finished: it did not end
     job = job_of(store, job_id)
     assert job["status"] == "cancelled" and job["progress"]["step"] == at_cancel
     assert store.history(job_id, tenant=TENANT)["step"] == list(range(at_cancel))
@@ -209,7 +213,7 @@ def test_a_cancel_the_horse_sees_between_two_steps_stops_its_rq_job_too(worker, 
 
     after = submit(store, queue, small_spec())
     assert finished(store, after)["status"] == "succeeded"
-    assert rq_status(store, queue, after) == JobStatus.FINISHED
+    assert rq_ended(store, queue, after) == JobStatus.FINISHED  # rq records it after the job
 
 
 def test_a_timeout_ends_a_job_inside_one_long_step(worker, store, queue):
