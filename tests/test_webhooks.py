@@ -5,6 +5,7 @@ own writes, sent by the sender to a receiver on loopback and verified with the
 test_webhooks_e2e runs the same through gunicorn and real workers."""
 
 import socket
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from service.config import load_config
-from service.store import Report
+from service.store import JobStore, Report
 from service.store.deliveries import WebhookDeliveries
 from service.store.keys import Keys
 from service.store.scripts import KEPT_PROGRESS_DELIVERIES
@@ -333,6 +334,155 @@ def test_a_claim_is_fenced_and_a_lapsed_one_is_taken_over(private_client, redis_
     assert second.settle(theirs, {**record, "status": "delivered"})
     (delivery,) = private_client.get(f"/v1/jobs/{job_id}/webhooks").json["items"]
     assert delivery["status"] == "delivered"
+
+
+# -- one job's deliveries one at a time, oldest first ------------------------------------------
+
+NOBODY = "http://127.0.0.1:9/"  # claimed and settled by hand: never posted
+
+
+def both_due(client):
+    """A finished job whose `start` and `completed` deliveries are both due."""
+    job_id = submit(client, NOBODY, events=["start"])
+    jobs.run_training(job_id)
+    return job_id
+
+
+def event(claim):
+    return claim.delivery_id.rpartition("_")[2]
+
+
+def retried(deliveries, claim, in_ms):
+    """Settle `claim` as a failed attempt whose retry is due `in_ms` from its claim."""
+    record = deliveries.load(claim).record
+    next_ms = claim.now_ms + in_ms
+    assert deliveries.settle(claim, {**record, "next_ms": next_ms}, next_ms)
+
+
+def delivered(deliveries, claim):
+    assert deliveries.settle(claim, {**deliveries.load(claim).record, "status": "delivered"})
+
+
+def test_two_claimers_never_hold_deliveries_of_one_job_at_once(private_client, redis_client):
+    job_id = both_due(private_client)
+    other = submit(private_client, NOBODY, events=())
+    private_client.post(f"/v1/jobs/{other}/cancel")  # its completed is due too
+    first, second = WebhookDeliveries(redis_client), WebhookDeliveries(redis_client)
+    (mine,) = first.claim(lease_ms=10_000)
+    assert (mine.job_id, event(mine)) == (job_id, "start")
+    assert redis_client.get(Keys().webhook_sending(job_id)) == mine.member.encode()
+    (theirs,) = second.claim(lease_ms=10_000, count=5)  # the other job's, not job_id's
+    assert theirs.job_id == other
+    assert second.claim(lease_ms=10_000, count=5) == []  # completed stays due, unclaimed
+    delivered(first, mine)
+    assert not redis_client.exists(Keys().webhook_sending(job_id))
+    (then,) = second.claim(lease_ms=10_000, count=5)
+    assert (then.job_id, event(then)) == (job_id, "completed")
+
+
+def test_senders_in_threads_post_one_delivery_of_a_job_at_a_time(private_client, redis_client):
+    job_ids = [both_due(private_client) for _ in range(4)]
+    holding, overlaps, order = {}, [], {job_id: [] for job_id in job_ids}
+    lock = threading.Lock()
+
+    def sender():
+        deliveries = WebhookDeliveries(redis_client)
+        for _ in range(200):
+            claims = deliveries.claim(lease_ms=10_000)
+            if not claims and not redis_client.zcard(Keys().webhooks_due()):
+                return
+            for claim in claims:
+                with lock:
+                    holding[claim.job_id] = holding.get(claim.job_id, 0) + 1
+                    if holding[claim.job_id] > 1:
+                        overlaps.append(claim.member)
+                    order[claim.job_id].append(event(claim))
+                time.sleep(0.01)  # posting
+                with lock:
+                    holding[claim.job_id] -= 1
+                delivered(deliveries, claim)
+            time.sleep(0.001)
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps == []
+    assert all(events == ["start", "completed"] for events in order.values()), order
+
+
+def test_the_oldest_due_delivery_of_a_job_goes_first(private_client, redis_client):
+    both_due(private_client)
+    deliveries = WebhookDeliveries(redis_client)
+    (start,) = deliveries.claim(lease_ms=10_000)
+    assert event(start) == "start"
+    retried(deliveries, start, in_ms=10_000)  # not due: it does not hold completed back
+    (completed,) = deliveries.claim(lease_ms=10_000)
+    assert event(completed) == "completed"
+    retried(deliveries, completed, in_ms=0)
+    # both due, completed since earlier (by its score): start was made first, so goes first
+    due = Keys().webhooks_due()
+    redis_client.zadd(due, {start.member: redis_client.zscore(due, completed.member) + 1})
+    time.sleep(0.01)
+    (first,) = deliveries.claim(lease_ms=10_000, count=5)
+    assert first.member == start.member
+    delivered(deliveries, first)
+    (second,) = deliveries.claim(lease_ms=10_000, count=5)
+    assert second.member == completed.member
+
+
+def test_a_lease_that_runs_out_frees_the_job(private_client, redis_client):
+    job_id = both_due(private_client)
+    first, second = WebhookDeliveries(redis_client), WebhookDeliveries(redis_client)
+    (mine,) = first.claim(lease_ms=100)  # and then its sender dies
+    assert 0 < redis_client.pttl(Keys().webhook_sending(job_id)) <= 100
+    assert second.claim(lease_ms=10_000) == []
+    time.sleep(0.15)
+    (theirs,) = second.claim(lease_ms=10_000)
+    assert theirs.member == mine.member  # the oldest again, not completed past it
+
+
+def test_a_stale_claimers_settle_frees_no_one_elses_claim(private_client, redis_client):
+    job_id = both_due(private_client)
+    sending = Keys().webhook_sending(job_id)
+    stale, fresh, third = (WebhookDeliveries(redis_client) for _ in range(3))
+    # the same delivery claimed again after the lease ran out: the stale settle is refused
+    (mine,) = stale.claim(lease_ms=100)
+    time.sleep(0.15)
+    (theirs,) = fresh.claim(lease_ms=10_000)
+    assert theirs.member == mine.member
+    assert not stale.settle(mine, {**stale.load(mine).record, "status": "delivered"})
+    assert redis_client.get(sending) == theirs.member.encode()
+    assert third.claim(lease_ms=10_000) == []
+    retried(fresh, theirs, in_ms=200)  # start fails: its retry due in 0.2 s
+    # another delivery: the stale one holds completed, the lease runs out, start is due
+    (mine,) = stale.claim(lease_ms=100)
+    assert event(mine) == "completed"
+    time.sleep(0.25)
+    (theirs,) = fresh.claim(lease_ms=10_000)
+    assert event(theirs) == "start"  # the oldest due
+    assert stale.settle(mine, {**stale.load(mine).record, "status": "delivered"})  # its own
+    assert redis_client.get(sending) == theirs.member.encode()  # still held: start's sender
+    assert third.claim(lease_ms=10_000) == []
+
+
+def test_the_sending_mark_goes_with_the_job(store, private_client, redis_client):
+    job_id = both_due(private_client)
+    sending = Keys().webhook_sending(job_id)
+    WebhookDeliveries(redis_client).claim(lease_ms=60_000)
+    assert redis_client.exists(sending)
+    assert private_client.delete(f"/v1/jobs/{job_id}").status_code == 204
+    assert not redis_client.exists(sending)
+    # a job that ends while its start is being sent: the mark lives no longer than the job
+    short = JobStore(redis_client, retention_days=0.5 / 86_400)
+    job_id, run = started(store, private_client, NOBODY, ["start"])
+    WebhookDeliveries(redis_client).claim(lease_ms=60_000)
+    assert redis_client.pttl(Keys().webhook_sending(job_id)) > 50_000
+    redis_client.hdel(store.keys.job(job_id), "retention_ms")  # so the store's: 0.5 s
+    assert short.cancel(job_id, tenant=TENANT)[0]
+    assert 0 < redis_client.pttl(Keys().webhook_sending(job_id)) <= 500
+    assert 0 < redis_client.pttl(store.keys.job(job_id)) <= 500
 
 
 def started(store, client, url, events):

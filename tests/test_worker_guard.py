@@ -21,18 +21,21 @@ from engine.spec import normalize_spec
 from service.config import limits, load_config
 from service.store.queue import TRAIN, make_queue, training_enqueuer
 
-from .service_helpers import TENANT, exited, small_spec, wait_until
+from .service_helpers import TENANT, exited, long_spec, small_spec, wait_until
 
 pytestmark = pytest.mark.e2e
 
 SETTINGS = {"GRADSERVE_LEASE_TTL": "2", "GRADSERVE_REAPER_INTERVAL": "0.5"}
-# One long step: 2-256-256-1 (66,817 parameters) on 40,000 samples, seconds a step here.
+# One long step: 2-256-256-1 (66,817 parameters) on 200,000 samples. Its program comes
+# compiled from the worker, so the step is all the time: 4 s to 20 s here (40,000 samples
+# took under 1 s, short enough for the horse to reach its next step before the kill).
 LONG_STEPS = {
     "model": {"inputs": 2, "layers": [256, 256, 1]},
-    "dataset": {"name": "moons", "samples": 40_000},
+    "dataset": {"name": "moons", "samples": 200_000},
     "steps": 50,
 }
-WORK_CAP = 66_817 * 40_000 * 50  # the test's cap: the long job is admitted, just
+WORK_CAP = 66_817 * 200_000 * 50  # the test's cap: the long job is admitted, just
+TWO_LONG_STEPS = 90  # seconds to wait for two of them on a busy machine
 
 
 class Worker:
@@ -93,6 +96,9 @@ def cpu_seconds(process, over):
     return sum(process.cpu_times()[:2]) - before
 
 
+DONE = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED)
+
+
 def job_of(store, job_id):
     return store.get_job(job_id, tenant=TENANT)
 
@@ -147,13 +153,25 @@ def test_a_queue_entry_naming_another_function_is_refused_and_logged(
     assert worker.process.poll() is None  # serving on
 
 
+def rq_status(store, queue, job_id):
+    """The status of the rq job that ran `job_id` (its ticket)."""
+    ticket = store.redis.hget(store.keys.job(job_id), "ticket").decode()
+    return Job.fetch(ticket, connection=store.redis, serializer=queue.serializer).get_status()
+
+
+def rq_ended(store, queue, job_id):
+    """The status the rq job of `job_id` ends with, once it has one."""
+    return wait_until(lambda: (now := rq_status(store, queue, job_id)) in DONE and now)
+
+
 def test_cancel_stops_the_horse_inside_one_long_step_within_2_s(worker, store, queue):
     job_id = submit(store, queue, LONG_STEPS, MAX_JOB_WORK=WORK_CAP)
-    running = wait_until(lambda: (job := job_of(store, job_id))["progress"]["step"] >= 1 and job)
+    running = wait_until(
+        lambda: (job := job_of(store, job_id))["progress"]["step"] >= 1 and job, TWO_LONG_STEPS
+    )
     assert running["status"] == "running"  # step 0 is stored: the horse is in step 1
     horse = psutil.Process(worker.horse())
     assert cpu_seconds(horse, 0.5) > 0.05  # computing
-    ticket = store.redis.hget(store.keys.job(job_id), "ticket").decode()
 
     store.cancel(job_id, tenant=TENANT)
     cancelled = time.monotonic()
@@ -167,18 +185,40 @@ def test_cancel_stops_the_horse_inside_one_long_step_within_2_s(worker, store, q
     assert job["status"] == "cancelled" and job["progress"]["step"] == at_cancel  # nothing after
     assert store.history(job_id, tenant=TENANT)["step"] == list(range(job["progress"]["step"]))
     assert queue.get_job_ids() == []  # nothing handed back
-    rq_job = Job.fetch(ticket, connection=store.redis, serializer=queue.serializer)
-    assert rq_job.get_status() == JobStatus.STOPPED  # stopped on request, not a crash
-    assert f"job {job_id} was cancelled: stopping its work-horse" in worker.text()
+    assert rq_ended(store, queue, job_id) == JobStatus.STOPPED  # on request, not a crash
+    log = worker.text()
+    assert f"job {job_id} was cancelled: stopping its work-horse" in log
+    assert f"job {job_id}: stopped (cancelled" not in log  # killed, not at its next step
 
     after = submit(store, queue, small_spec())
     assert finished(store, after)["status"] == "succeeded"
     print(f"\ncancel inside a long step: the horse stopped in {stopped_in:.2f} s")
 
 
+def test_a_cancel_the_horse_sees_between_two_steps_stops_its_rq_job_too(worker, store, queue):
+    # steps of a millisecond: the horse sees the cancel at its next step, before the
+    # worker's watch (a look every 0.1 s) kills it; rq must record the same either way
+    job_id = submit(store, queue, long_spec())
+    wait_until(lambda: job_of(store, job_id)["progress"]["step"] >= 1)
+    horse = worker.horse()
+
+    store.cancel(job_id, tenant=TENANT)
+    at_cancel = job_of(store, job_id)["progress"]["step"]
+    wait_until(lambda: exited(horse), timeout=2, interval=0.01)
+    assert rq_ended(store, queue, job_id) == JobStatus.STOPPED  # not finished: it did not end
+    job = job_of(store, job_id)
+    assert job["status"] == "cancelled" and job["progress"]["step"] == at_cancel
+    assert store.history(job_id, tenant=TENANT)["step"] == list(range(at_cancel))
+    assert "Traceback" not in worker.text()  # a cancel, not an error
+
+    after = submit(store, queue, small_spec())
+    assert finished(store, after)["status"] == "succeeded"
+    assert rq_ended(store, queue, after) == JobStatus.FINISHED  # rq records it after the job
+
+
 def test_a_timeout_ends_a_job_inside_one_long_step(worker, store, queue):
-    # setting up takes seconds, a step about ten: past 4 s it is computing, far from done
-    longer = {**LONG_STEPS, "dataset": {"name": "moons", "samples": 200_000}, "steps": 10}
+    # setting up takes a blink, a step 4 s or more: past 4 s it is computing, far from done
+    longer = {**LONG_STEPS, "steps": 10}
     job_id = submit(store, queue, {**longer, "timeout": 4}, MAX_JOB_WORK=WORK_CAP)
     started = time.monotonic()
     wait_until(lambda: job_of(store, job_id)["status"] == "running")

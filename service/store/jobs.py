@@ -419,6 +419,7 @@ class JobStore:
             k.expiry_tenants(),
             k.webhook_deliveries(job_id),
             k.webhooks_due(),
+            k.webhook_sending(job_id),
             *(k.jobs(s) for s in scripts.STATUSES),
         ]
 

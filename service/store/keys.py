@@ -119,6 +119,11 @@ class Keys:
         """A job's webhook deliveries: a hash of delivery id -> its record (JSON)."""
         return f"{self.prefix}:job:{job_id}:webhooks"
 
+    def webhook_sending(self, job_id: str) -> str:
+        """Held while a sender posts one of the job's deliveries: the member of the due set
+        it claimed, with the sender's lease as its time to live (one at a time per job)."""
+        return f"{self.prefix}:job:{job_id}:webhook-sending"
+
     def webhooks_due(self) -> str:
         """Every pending delivery, `<job id> <delivery id>`, scored by when its next attempt
         is due (ms); a claimed one by when its sender's lease on it ends."""

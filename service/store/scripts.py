@@ -4,7 +4,8 @@ checks the job's state first, in Redis, atomically.
 UPDATE, START and DELETE take the same KEYS (`JOB_KEYS`): the job hash, its history list,
 its checkpoint, a model, its lease, its stranded mark, the index of all jobs, its inline data,
 the index of finished jobs by expiry, the tenant index of each of those, its webhook
-deliveries, the due deliveries of every job (store.deliveries), then one index per status;
+deliveries, the due deliveries of every job (store.deliveries), its webhook sending mark,
+then one index per status;
 and the job id as ARGV[1]. A job's tenant's indexes are named in its hash (below),
 so they are not among the KEYS.
 Every script reads the job hash first and writes nothing for a job that is not there (a
@@ -43,6 +44,7 @@ JOB_KEYS = (
     "expiry_tenants",
     "webhooks",
     "webhooks_due",
+    "webhook_sending",
 )
 KEPT_PROGRESS_DELIVERIES = 10
 """A job's progress deliveries kept (older ones are dropped as new ones come)."""
@@ -136,6 +138,9 @@ local function expire_finished(fallback)
   for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8], KEYS[11]}) do
     redis.call('PEXPIRE', key, ms)
   end
+  -- the sending mark lives a sender's lease: a retention shorter than that shortens it
+  local lease = redis.call('PTTL', KEYS[13])
+  if lease == -1 or lease > ms then redis.call('PEXPIRE', KEYS[13], ms) end
   redis.call('ZADD', KEYS[9], now_ms() + ms, ARGV[1])
   local own = redis.call('HGET', KEYS[1], 'tenant_jobs')
   if own then redis.call('HSET', KEYS[10], ARGV[1], own) end
@@ -251,7 +256,8 @@ return {1, attempt, fields[1], redis.call('GET', KEYS[3]) or '', fields[2] or '0
 DELETE = """
 -- A job and everything of it but its model, at once, whatever its status, from every index
 -- (its tenant's too): a running job's worker is told to cancel (and its writes find no job).
--- Its webhook deliveries go too, sent or not. Only removals: it runs when Redis is full.
+-- Its webhook deliveries go too, sent or not, and its sending mark. Only removals: it runs
+-- when Redis is full.
 -- ARGV: 1 job id, 2 its cancel channel, 3 the tenant whose job it must be, 4 the changes
 -- channel ('' = none: told `job:<id>`). Returns the status it had ('' = no such job of the
 -- tenant's).
@@ -262,7 +268,7 @@ if status == 'running' then redis.call('PUBLISH', ARGV[2], 'cancel') end
 for _, id in ipairs(redis.call('HKEYS', KEYS[11])) do
   redis.call('ZREM', KEYS[12], ARGV[1] .. ' ' .. id)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[8], KEYS[11])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[8], KEYS[11], KEYS[13])
 redis.call('HDEL', KEYS[10], ARGV[1])
 for _, i in ipairs({7, 9}) do redis.call('ZREM', KEYS[i], ARGV[1]) end
 for i = FIRST_STATUS_INDEX, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end

@@ -24,6 +24,7 @@ from .. import problems
 from ..config import load_config
 from ..retry import retry
 from ..store import GraphStore, JobStore, Run
+from ..store.cancel import CancelListener
 from ..store.changes import Json
 from ..store.ids import new_id
 from ..store.queue import connect, make_queue, training_enqueuer
@@ -31,7 +32,15 @@ from ..strictjson import dumps, loads
 from . import warm
 from .deadline import Deadline
 from .lease import Lease, hand_back_requested
-from .recorder import JobHandedBack, JobStopped, JobTimedOut, Pace, Recorder, Watch
+from .recorder import (
+    JobCancelled,
+    JobHandedBack,
+    JobStopped,
+    JobTimedOut,
+    Pace,
+    Recorder,
+    Watch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +95,31 @@ def run_training(job_id: str) -> None:
             log.info("job %s: run %d from step %d", job_id, run.attempt, recorder.progress["step"])
             try:
                 with _deadline(job_id, run, recorder, in_horse=rq_job is not None):
-                    _train(job_id, run, recorder)
+                    if _train(job_id, run, recorder):
+                        return  # its end is written
             except JobStopped:
                 log.info("job %s: stopped (cancelled, or no longer this run's)", job_id)
             except JobHandedBack:
                 log.info(
                     "job %s: handed back to the queue at step %d", job_id, recorder.progress["step"]
                 )
+                return
+        # The run wrote no end. Cancelled: the horse may have seen it before its worker
+        # killed it, and rq must record the same in both cases (stopped, not finished).
+        if rq_job is not None and _cancelled(store, job_id, cancel):
+            raise JobCancelled(job_id)
+
+
+def _cancelled(store: JobStore, job_id: str, cancel: CancelListener) -> bool:
+    """Was the job cancelled (or deleted)? A refused write may come before the listener
+    has the cancel's message, so Redis is asked too."""
+    if cancel.cancelled():
+        return True
+    try:
+        status = store.redis.hget(store.keys.job(job_id), "status")
+    except redis.RedisError:
+        return False  # the job's status is in Redis whatever rq records
+    return status is None or status == b"cancelled"
 
 
 def _deadline(
@@ -107,27 +134,24 @@ def _deadline(
     )
 
 
-def _train(job_id: str, run: Run, recorder: Recorder) -> None:
-    """Train to the end and record the outcome (JobStopped, JobHandedBack pass through)."""
+def _train(job_id: str, run: Run, recorder: Recorder) -> bool:
+    """Train to the end and record the outcome (JobStopped, JobHandedBack pass through):
+    False if that write was refused (the job is not this run's any more)."""
     try:
         on_step = warm.timed(recorder, job_id)
         result = train(run.spec, on_step=on_step, checkpoint=run.checkpoint)
     except (JobStopped, JobHandedBack):
         raise
     except NumericError as exc:
-        recorder.fail(problems.diverged(exc))
-        return
+        return recorder.fail(problems.diverged(exc))
     except JobTimedOut as exc:
-        recorder.fail(problems.timeout(exc.limit))
-        return
+        return recorder.fail(problems.timeout(exc.limit))
     except JobTimeoutException:  # rq's own limit (JOB_TIMEOUT), a backstop
-        recorder.fail(problems.timeout(recorder.pace.time_limit))
-        return
+        return recorder.fail(problems.timeout(recorder.pace.time_limit))
     except Exception:
         log.exception("job %s failed", job_id)
-        recorder.fail(problems.crashed())
-        return
-    recorder.complete(model_document(job_id, run.spec, result.parameters, recorder.metrics))
+        return recorder.fail(problems.crashed())
+    return recorder.complete(model_document(job_id, run.spec, result.parameters, recorder.metrics))
 
 
 def evaluate_graph(graph_id: str) -> None:

@@ -26,6 +26,7 @@ from .allowlist import GradserveJob, refusal
 from .cancel_watch import CancelWatch
 from .lease import hand_back_requested
 from .reaper import Reaper
+from .recorder import JobCancelled
 from .webhook_sender import WebhookSender
 
 log = logging.getLogger("gradserve.worker")
@@ -130,6 +131,17 @@ class GradserveWorker(Worker):
             os.killpg(pid, signal.SIGKILL)  # the horse leads its own process group
         except ProcessLookupError:
             pass  # it ended on its own meanwhile
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """In the horse: a job function that stopped because its job was cancelled (it saw the
+        cancel between two steps, before this worker killed it) has rq record its rq job
+        as stopped on request, as the kill does: not failed, not retried, nothing logged as
+        an error."""
+        if isinstance(exc_info[1], JobCancelled):
+            log.info("job %s was cancelled: its work-horse stopped between two steps", job.args[0])
+            self._stopped_job_id = job.id  # read by rq's handle_job_failure, called next
+            return
+        super().handle_exception(job, *exc_info)
 
     def setup_work_horse_signals(self) -> None:
         """In the horse: Ctrl-C is the worker's to handle; SIGTERM asks for a hand-back."""

@@ -28,6 +28,12 @@ class JobStopped(Exception):
     """The job is no longer this run's to write (it was cancelled): stop quietly."""
 
 
+class JobCancelled(Exception):
+    """Raised out of a work-horse's job function when its run ended because the job was
+    cancelled (or deleted): rq then records its rq job as stopped on request, as when the
+    worker kills the horse inside a step (service.worker.main), not as finished."""
+
+
 class JobHandedBack(Exception):
     """The job went back to the queue, checkpointed, for another run to resume."""
 

@@ -1,10 +1,12 @@
 """The webhook sender: WEBHOOK_SENDERS threads in each worker's main process (never in a
 work-horse: training only marks a delivery due, service.store.deliveries). Each claims one
-due delivery at a time under a lease, checks its URL again (service.webhook_targets), signs
-the job resource per Standard Webhooks with the tenant's secret, POSTs it
-(service.worker.webhook_http) and records the attempt: a 2xx settles it `delivered`;
-anything else (another status, a redirect, a timeout, a refused or unreachable target) is
-retried after the next delay of WEBHOOK_RETRY_SCHEDULE, and after the last it is `failed`."""
+due delivery at a time under a lease (of a job none of whose deliveries another sender
+holds, its oldest due one: a job's deliveries go one at a time, in order), checks its URL
+again (service.webhook_targets), signs the job resource per Standard Webhooks with the
+tenant's secret, POSTs it (service.worker.webhook_http) and records the attempt: a 2xx
+settles it `delivered`; anything else (another status, a redirect, a timeout, a refused or
+unreachable target) is retried after the next delay of WEBHOOK_RETRY_SCHEDULE, and after
+the last it is `failed`."""
 
 import logging
 import threading
