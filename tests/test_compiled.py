@@ -23,7 +23,11 @@ REL = 1e-12  # values and gradients against the Value engine (sums may be reorde
 HISTORY_REL = 1e-9  # training histories, engine "compiled" against "reference"
 # A gradient that is 0 in exact arithmetic comes out as 0 in one summation order and
 # +-1e-14 in another; Adam divides it by sqrt(v) + eps (1e-8), so that parameter moves
-# ~1e-8 in one engine and not at all in the other. The loss histories still agree.
+# ~1e-8 in one engine and not at all in the other. The loss histories still agree. Rarely,
+# that 1e-8 moves a relu's input across 0 for one sample (a bias that starts at 0), the
+# parameter's gradient then differs by far more than eps, and the next step moves it by a
+# whole Adam step (about the learning rate) in one engine only: a parameter may then differ
+# by at most one Adam step a step, if the loss histories agree.
 ADAM_PARAMETERS_ABS = 1e-6
 SAMPLES, PARAMS, CONSTANTS = 2, 4, 2  # leaves of a random expression: x's, p's, c's
 
@@ -478,9 +482,10 @@ def same_history(a, b):
     accuracy_a = [np.nan if v is None else v for v in a.accuracy]
     accuracy_b = [np.nan if v is None else v for v in b.accuracy]
     if a.spec["optimizer"]["name"] == "adam":
+        steps_apart = a.spec["optimizer"]["learning_rate"] * a.spec["steps"]
         parameters_agree = np.allclose(
             a.parameters, b.parameters, rtol=HISTORY_REL, atol=ADAM_PARAMETERS_ABS
-        )
+        ) or np.allclose(a.parameters, b.parameters, rtol=0, atol=steps_apart)
     else:
         parameters_agree = close(a.parameters, b.parameters, HISTORY_REL)
     return (
@@ -493,6 +498,18 @@ def same_history(a, b):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs)
+@example(  # a bias at 0 sent across a relu's kink by a 1e-19 difference (ADAM_PARAMETERS_ABS)
+    {
+        "model": {"inputs": 2, "layers": [2, 2], "activation": "relu"},
+        "loss": "hinge",
+        "dataset": {"name": "moons", "samples": 15, "seed": 3},
+        "optimizer": {"name": "adam", "learning_rate": 0.0078125},
+        "l2": 0.0,
+        "steps": 3,
+        "batch_size": None,
+        "seed": 0,
+    }
+)
 def test_compiled_training_repeats_the_reference_history(spec):
     spec = fit_outputs(spec)
     compiled = train({**spec, "engine": "compiled"})
