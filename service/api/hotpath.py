@@ -103,19 +103,19 @@ class HotPath:
         who: tuple[str, str | None],
         submission: bool,
         read: str | None,
-    ) -> tuple[Handover, dict[bytes, bytes] | None, bool]:
+    ) -> tuple[Handover, bool]:
         """The request counted as the rate limiter's hook counts it, the record at `read`
-        read in the same call: the handover so far, the record, and whether the request
-        goes on here (False: refused, or Redis failed: the app answers it as it would)."""
+        read in the same call (the handover's read_ahead): the handover so far, and whether
+        the request goes on here (False: refused, or Redis failed: the app answers it as it
+        would)."""
         tenant, key_id = who
         caller, limits = self.limiter.budgets_of(key_id, environ.get("REMOTE_ADDR"), submission)
         try:
             spent, record = self.limiter.count(caller, limits, read)
         except redis.RedisError as error:  # as the hook: through, and the route meets Redis
             log.warning("rate limit not counted: Redis failed: %s", error)
-            return Handover(tenant, key_id), None, False
-        handover = Handover(tenant, key_id, spent, record)
-        return handover, record, spent is None or not spent.breached
+            return Handover(tenant, key_id), False
+        return Handover(tenant, key_id, spent, record), spent is None or not spent.breached
 
     def job(
         self, environ: WSGIEnvironment, start_response: StartResponse, job_id: str
@@ -124,10 +124,10 @@ class HotPath:
         if who is None:
             return self.app(environ, start_response)
         store = self.services.store
-        handover, record, going = self.count(environ, who, False, store.record_key(job_id))
-        if not going or record is None:
+        handover, going = self.count(environ, who, False, store.record_key(job_id))
+        if not going or handover.read_ahead is None:
             return self.hand_over(environ, start_response, handover)
-        job = store.get_job(job_id, tenant=handover.tenant, record=record)
+        job = store.get_job(job_id, tenant=handover.tenant, record=handover.read_ahead)
         if job is None:
             return self.hand_over(environ, start_response, handover)
         body = dumps(JOB(job)).encode()
@@ -140,7 +140,7 @@ class HotPath:
         who = self.caller(environ)
         if who is None:
             return self.app(environ, start_response)
-        handover, _, going = self.count(environ, who, True, None)
+        handover, going = self.count(environ, who, True, None)
         if not going:
             return self.hand_over(environ, start_response, handover)
         config = self.config
