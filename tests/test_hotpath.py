@@ -106,6 +106,19 @@ def test_a_polled_job_is_answered_below_flask_as_flask_answers_it(pair):
     assert remaining(first) - 1 == remaining(second) == remaining(third) + 1  # one each
 
 
+def test_with_auth_off_every_request_is_tenant_locals_on_the_hot_path_too(make_app, api_key):
+    app = make_app(AUTH="off", **LIMITS)
+    hot, flask = served(app, api_key), flask_alone(app, api_key)  # the key is ignored
+    job_id = submitted(hot)
+    first, second = (c.get(f"/v1/jobs/{job_id}") for c in (hot, flask))
+    assert [how_answered(r) for r in (first, second)] == ["hot", "flask"]
+    same_answer(first, second)
+    assert remaining(first) - 1 == remaining(second)  # one budget: the client address's
+    posted = hot.post("/v1/graphs", json=MICROGRAD_GRAPH)
+    assert how_answered(posted) == "hot" and posted.status_code == 201
+    assert flask.get(posted.headers["Location"]).status_code == 200  # tenant local's
+
+
 def test_a_small_graph_is_evaluated_below_flask_as_flask_evaluates_it(pair):
     hot, flask = pair
     first, second = (c.post("/v1/graphs", json=MICROGRAD_GRAPH) for c in (hot, flask))
