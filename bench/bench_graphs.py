@@ -18,12 +18,8 @@ from pathlib import Path
 import orjson
 import requests
 
-from bench.bench_compiled import (
-    BIG_LEAVES,
-    in_big_stack,
-    micrograd_products_and_sum_tree,
-    products_and_sum_tree,
-)
+from bench.bench_compiled import in_big_stack
+from bench.shapes import BIG_LEAVES, micrograd_products_and_sum_tree, products_and_sum_tree
 from bench.timing import best_of
 from engine.columns import columns_of, pack, unpack
 from engine.compiled.evaluate import evaluate_compiled, result_json, run_columns

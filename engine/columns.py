@@ -40,6 +40,7 @@ class GraphColumns(NamedTuple):
     flat: np.ndarray  # intp: operand node indices
     attrs: np.ndarray  # float64: a leaf's value, a pow's exponent, nan elsewhere
     output: int
+    index: dict | None = None  # id -> i, when validation built it (results look ids up in it)
 
 
 def columns_of(doc, max_nodes=None):
@@ -94,7 +95,7 @@ def _fast_columns(doc, max_nodes):
     output = doc.get("output", ids[-1])
     if output.__class__ is not str or output not in index:
         return None
-    return GraphColumns(ids, codes, ptr, flat, attrs, index[output])
+    return GraphColumns(ids, codes, ptr, flat, attrs, index[output], index)
 
 
 def _ids_fit(ids, n):

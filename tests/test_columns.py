@@ -5,13 +5,13 @@ read back as the dict results."""
 import copy
 import json
 import math
-import random
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.shapes import products_and_sum_tree
 from engine import GraphError, NumericError
 from engine.columns import (
     _fast_columns,
@@ -46,25 +46,6 @@ def outcome(read, doc):
         return read(doc)
     except GraphError as e:
         return e.errors
-
-
-def products_and_sum_tree(leaves, seed=0):
-    """The shape of the 1,000,000-node bench graph: leaves, the product of every pair, a
-    balanced tree of adds over the products."""
-    rng = random.Random(seed)
-    nodes = [{"id": f"x{i}", "op": "input", "value": rng.uniform(-1, 1)} for i in range(leaves)]
-    level = []
-    for i in range(leaves):
-        for j in range(i + 1, leaves):
-            level.append(f"p{i}.{j}")
-            nodes.append({"id": level[-1], "op": "mul", "inputs": [f"x{i}", f"x{j}"]})
-    while len(level) > 1:
-        paired = []
-        for k in range(0, len(level) - 1, 2):
-            paired.append(f"s{len(nodes)}")
-            nodes.append({"id": paired[-1], "op": "add", "inputs": level[k : k + 2]})
-        level = paired + level[len(paired) * 2 :]
-    return {"nodes": nodes}
 
 
 # --- reading ---
