@@ -46,7 +46,7 @@ class GraphColumns(NamedTuple):
 def columns_of(doc, max_nodes=None):
     """Validate a graph/1 document into GraphColumns; a GraphError lists what is wrong,
     exactly as parse_graph words it."""
-    fast = _fast_columns(doc, max_nodes)
+    fast = vouched_columns(doc, max_nodes)
     if fast is not None:
         return fast
     return columns_from_parsed(parse_graph(doc, max_nodes))
@@ -64,8 +64,11 @@ def columns_from_parsed(parsed: ParsedGraph):
     return GraphColumns(list(parsed.ids), codes, ptr, flat, attrs, parsed.output)
 
 
-def _fast_columns(doc, max_nodes):
-    """The columns of a document with nothing wrong, or None: then parse_graph decides."""
+def vouched_columns(doc, max_nodes=None):
+    """The columns of a document with nothing wrong, or None: then parse_graph decides. A
+    document it vouches for has the fields of graph/1 and no others: "format", "nodes"
+    and "output" at the top; on each node "id", "op", and "inputs" (a list of ids),
+    "value" (a leaf's) and "attrs" (pow's {"exponent": x}, else {}) where given."""
     if doc.__class__ is not dict or not doc.keys() <= {"format", "nodes", "output"}:
         return None
     nodes = doc.get("nodes")

@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from bench.shapes import products_and_sum_tree
 from engine import GraphError, NumericError
 from engine.columns import (
-    _fast_columns,
     columns_from_parsed,
     columns_of,
     document_of,
     is_packed,
     pack,
     unpack,
+    vouched_columns,
 )
 from engine.compiled.evaluate import evaluate_compiled, result_json
 from engine.evaluate import COMPILED_FROM_NODES, evaluate, parse
@@ -54,7 +54,7 @@ def outcome(read, doc):
 @settings(max_examples=200, deadline=None)
 @given(graphs())
 def test_the_fast_pass_reads_valid_graphs_as_the_checking_pass_does(doc):
-    fast = _fast_columns(doc, None)
+    fast = vouched_columns(doc, None)
     assert fast is not None  # the generated graphs are all valid: none needs the slow pass
     assert same_columns(fast, columns_from_parsed(parse_graph(doc)))
 
@@ -71,7 +71,7 @@ def test_optional_fields_in_every_allowed_form_stay_on_the_fast_pass():
         ],
         "output": "p",
     }
-    fast = _fast_columns(doc, None)
+    fast = vouched_columns(doc, None)
     assert fast is not None and same_columns(fast, columns_from_parsed(parse_graph(doc)))
     assert fast.output == 3 and fast.flat.tolist() == [0, 1, 0, 2, 3]
 
@@ -79,7 +79,7 @@ def test_optional_fields_in_every_allowed_form_stay_on_the_fast_pass():
 @pytest.mark.parametrize("doc, path, message", BAD_GRAPHS)
 def test_bad_graphs_get_the_dict_paths_errors(doc, path, message):
     if isinstance(doc, dict):
-        assert _fast_columns(doc, None) is None
+        assert vouched_columns(doc, None) is None
     with pytest.raises(GraphError) as info:
         columns_of(doc)
     assert info.value.errors == outcome(parse_graph, doc)
