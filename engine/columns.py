@@ -141,18 +141,20 @@ def _operands(nodes, codes, index, n):
 def _attributes(nodes, codes, n, present):
     """The attrs column when leaves have a finite value, pows a finite exponent, every
     other node neither, and no node a field besides; else None."""
-    values = list(map(dict.get, nodes, itertools.repeat("value")))
-    attrs = list(map(dict.get, nodes, itertools.repeat("attrs")))
     leaves, pows = codes == INPUT, codes == POW
-    leaf_values = list(itertools.compress(values, leaves.tolist()))
-    if not {*map(type, leaf_values)} <= _NUMBERS or n - values.count(None) != len(leaf_values):
+    # Values are read on leaves only: a value on any other node is a field too many, which
+    # the count of fields below finds.
+    leaf_nodes = itertools.compress(nodes, leaves.tolist())
+    leaf_values = list(map(dict.get, leaf_nodes, itertools.repeat("value")))
+    if not {*map(type, leaf_values)} <= _NUMBERS:
         return None
+    attrs = list(map(dict.get, nodes, itertools.repeat("attrs")))
     given = n - attrs.count(None)
     exponents = [
         a.get("exponent") if a.__class__ is dict and len(a) == 1 else None
         for a in itertools.compress(attrs, pows.tolist())
     ]
-    empty = attrs.count({})  # {} is allowed on every op but pow (checked just above)
+    empty = attrs.count({}) if given else 0  # {} is allowed on every op but pow (above)
     if given != len(exponents) + empty or not {*map(type, exponents)} <= _NUMBERS:
         return None
     # Fields: id and op on every node (itemgetter saw them), inputs where counted, value on
