@@ -14,7 +14,7 @@ import requests
 
 from bench.bench_compiled import torch_demo_step
 from bench.bench_service import wait_for
-from bench.timing import best_of
+from bench.timing import best_of, fastest, round_robin
 from engine.compiled import Program, trace
 from engine.compiled.cache import PROGRAMS
 from engine.compiled.structured import mlp_tape
@@ -66,19 +66,6 @@ def pytorch_loop(spec, torch):
         return (time.perf_counter() - started) * 1e3, None
 
     return run
-
-
-def round_robin(runs, rounds=RUNS):
-    """Each run's best (ms, ms to the first step) over `rounds` rounds that take them in
-    turn, so that a busy moment of the machine falls on all of them alike."""
-    for run in runs.values():
-        run()  # warm up: numpy's lazy imports, the cache, PyTorch's first pass
-    best = {name: (float("inf"), float("inf")) for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            whole, first = run()
-            best[name] = (min(best[name][0], whole), min(best[name][1], first or 0.0))
-    return best
 
 
 def compile_times(layers):
@@ -166,7 +153,7 @@ def main():
         runs = {"first job": ours(spec, cached=False), "cached": ours(spec, cached=True)}
         if torch:
             runs["PyTorch"] = pytorch_loop(spec, torch)
-        best = round_robin(runs)
+        best = {name: fastest(s) for name, s in round_robin(runs, RUNS).items()}
         theirs = best["PyTorch"][0] if torch else None
         print(f"  {name} (best of {RUNS} rounds):")
         for label in ("first job", "cached"):

@@ -40,12 +40,13 @@ class GraphColumns(NamedTuple):
     flat: np.ndarray  # intp: operand node indices
     attrs: np.ndarray  # float64: a leaf's value, a pow's exponent, nan elsewhere
     output: int
+    index: dict | None = None  # id -> i, when validation built it (results look ids up in it)
 
 
 def columns_of(doc, max_nodes=None):
     """Validate a graph/1 document into GraphColumns; a GraphError lists what is wrong,
     exactly as parse_graph words it."""
-    fast = _fast_columns(doc, max_nodes)
+    fast = vouched_columns(doc, max_nodes)
     if fast is not None:
         return fast
     return columns_from_parsed(parse_graph(doc, max_nodes))
@@ -63,8 +64,11 @@ def columns_from_parsed(parsed: ParsedGraph):
     return GraphColumns(list(parsed.ids), codes, ptr, flat, attrs, parsed.output)
 
 
-def _fast_columns(doc, max_nodes):
-    """The columns of a document with nothing wrong, or None: then parse_graph decides."""
+def vouched_columns(doc, max_nodes=None):
+    """The columns of a document with nothing wrong, or None: then parse_graph decides. A
+    document it vouches for has the fields of graph/1 and no others: "format", "nodes"
+    and "output" at the top; on each node "id", "op", and "inputs" (a list of ids),
+    "value" (a leaf's) and "attrs" (pow's {"exponent": x}, else {}) where given."""
     if doc.__class__ is not dict or not doc.keys() <= {"format", "nodes", "output"}:
         return None
     nodes = doc.get("nodes")
@@ -94,7 +98,7 @@ def _fast_columns(doc, max_nodes):
     output = doc.get("output", ids[-1])
     if output.__class__ is not str or output not in index:
         return None
-    return GraphColumns(ids, codes, ptr, flat, attrs, index[output])
+    return GraphColumns(ids, codes, ptr, flat, attrs, index[output], index)
 
 
 def _ids_fit(ids, n):
@@ -137,18 +141,20 @@ def _operands(nodes, codes, index, n):
 def _attributes(nodes, codes, n, present):
     """The attrs column when leaves have a finite value, pows a finite exponent, every
     other node neither, and no node a field besides; else None."""
-    values = list(map(dict.get, nodes, itertools.repeat("value")))
-    attrs = list(map(dict.get, nodes, itertools.repeat("attrs")))
     leaves, pows = codes == INPUT, codes == POW
-    leaf_values = list(itertools.compress(values, leaves.tolist()))
-    if not {*map(type, leaf_values)} <= _NUMBERS or n - values.count(None) != len(leaf_values):
+    # Values are read on leaves only: a value on any other node is a field too many, which
+    # the count of fields below finds.
+    leaf_nodes = itertools.compress(nodes, leaves.tolist())
+    leaf_values = list(map(dict.get, leaf_nodes, itertools.repeat("value")))
+    if not {*map(type, leaf_values)} <= _NUMBERS:
         return None
+    attrs = list(map(dict.get, nodes, itertools.repeat("attrs")))
     given = n - attrs.count(None)
     exponents = [
         a.get("exponent") if a.__class__ is dict and len(a) == 1 else None
         for a in itertools.compress(attrs, pows.tolist())
     ]
-    empty = attrs.count({})  # {} is allowed on every op but pow (checked just above)
+    empty = attrs.count({}) if given else 0  # {} is allowed on every op but pow (above)
     if given != len(exponents) + empty or not {*map(type, exponents)} <= _NUMBERS:
         return None
     # Fields: id and op on every node (itemgetter saw them), inputs where counted, value on

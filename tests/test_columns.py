@@ -5,22 +5,22 @@ read back as the dict results."""
 import copy
 import json
 import math
-import random
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.shapes import products_and_sum_tree
 from engine import GraphError, NumericError
 from engine.columns import (
-    _fast_columns,
     columns_from_parsed,
     columns_of,
     document_of,
     is_packed,
     pack,
     unpack,
+    vouched_columns,
 )
 from engine.compiled.evaluate import evaluate_compiled, result_json
 from engine.evaluate import COMPILED_FROM_NODES, evaluate, parse
@@ -48,32 +48,13 @@ def outcome(read, doc):
         return e.errors
 
 
-def products_and_sum_tree(leaves, seed=0):
-    """The shape of the 1,000,000-node bench graph: leaves, the product of every pair, a
-    balanced tree of adds over the products."""
-    rng = random.Random(seed)
-    nodes = [{"id": f"x{i}", "op": "input", "value": rng.uniform(-1, 1)} for i in range(leaves)]
-    level = []
-    for i in range(leaves):
-        for j in range(i + 1, leaves):
-            level.append(f"p{i}.{j}")
-            nodes.append({"id": level[-1], "op": "mul", "inputs": [f"x{i}", f"x{j}"]})
-    while len(level) > 1:
-        paired = []
-        for k in range(0, len(level) - 1, 2):
-            paired.append(f"s{len(nodes)}")
-            nodes.append({"id": paired[-1], "op": "add", "inputs": level[k : k + 2]})
-        level = paired + level[len(paired) * 2 :]
-    return {"nodes": nodes}
-
-
 # --- reading ---
 
 
 @settings(max_examples=200, deadline=None)
 @given(graphs())
 def test_the_fast_pass_reads_valid_graphs_as_the_checking_pass_does(doc):
-    fast = _fast_columns(doc, None)
+    fast = vouched_columns(doc, None)
     assert fast is not None  # the generated graphs are all valid: none needs the slow pass
     assert same_columns(fast, columns_from_parsed(parse_graph(doc)))
 
@@ -90,7 +71,7 @@ def test_optional_fields_in_every_allowed_form_stay_on_the_fast_pass():
         ],
         "output": "p",
     }
-    fast = _fast_columns(doc, None)
+    fast = vouched_columns(doc, None)
     assert fast is not None and same_columns(fast, columns_from_parsed(parse_graph(doc)))
     assert fast.output == 3 and fast.flat.tolist() == [0, 1, 0, 2, 3]
 
@@ -98,7 +79,7 @@ def test_optional_fields_in_every_allowed_form_stay_on_the_fast_pass():
 @pytest.mark.parametrize("doc, path, message", BAD_GRAPHS)
 def test_bad_graphs_get_the_dict_paths_errors(doc, path, message):
     if isinstance(doc, dict):
-        assert _fast_columns(doc, None) is None
+        assert vouched_columns(doc, None) is None
     with pytest.raises(GraphError) as info:
         columns_of(doc)
     assert info.value.errors == outcome(parse_graph, doc)

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
+from bench.shapes import products_and_sum_tree
 from engine import GraphError, evaluate, to_dot
 from engine.columns import columns_of, is_packed, unpack
 from engine.evaluate import COMPILED_FROM_NODES
 from engine.graph import parse_graph
 from service.store.keys import Keys
 from service.worker import jobs
-from tests.test_columns import products_and_sum_tree, same_columns
+from tests.test_columns import same_columns
 
 ASYNC = {"Prefer": "respond-async"}
 

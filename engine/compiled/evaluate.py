@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 
+from ..arraydict import ArrayDict, Positions
 from ..columns import GraphColumns
 from ..ops import NAMES
 from .program import Program
@@ -108,7 +109,8 @@ def run_columns(columns: GraphColumns):
 def evaluate_compiled(parsed):
     """engine.graph.evaluate's result for a ParsedGraph or GraphColumns: the output, its
     value, and every node's value and d(output)/d(node). A non-finite value or gradient
-    raises NumericError naming the node, as the Value engine does."""
+    raises NumericError naming the node, as the Value engine does. `values` and `grads` are
+    ArrayDicts: dicts that read the arrays until they are needed whole."""
     if isinstance(parsed, GraphColumns):
         values, grads = run_columns(parsed)
     else:
@@ -117,12 +119,14 @@ def evaluate_compiled(parsed):
         program.backward([[1.0]])
         values, grads = program.values(), program.grads()
     ids, out = parsed.ids, parsed.output
-    values = values.tolist()
+    # dicts read from the arrays until they are needed whole (engine.arraydict): two dicts
+    # of a million entries would cost more than validating and running the graph
+    positions = Positions(ids, getattr(parsed, "index", None))
     return {
         "output": ids[out],
-        "value": values[out],
-        "values": dict(zip(ids, values, strict=True)),
-        "grads": dict(zip(ids, grads.tolist(), strict=True)),
+        "value": values.item(out),
+        "values": ArrayDict(positions, values),
+        "grads": ArrayDict(positions, grads),
     }
 
 

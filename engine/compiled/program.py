@@ -17,7 +17,7 @@ from ..value import Value
 from .fuse import fuse
 from .kernels import Bridge, DotGroup, Group, as_rows
 from .scalar import ScalarRun, scalar_groups
-from .schedule import csr, layout, varying
+from .schedule import layout, tape_csr, varying
 
 SCALAR_BELOW = 16  # batch-wide groups smaller than this run on Python floats (scalar.py)
 MEMORIES = 3  # batch sizes kept bound: the full batch or its chunks, and mini-batches
@@ -40,7 +40,7 @@ class Program:
         vary = None
         if self.batched:
             tape = tape if fused else fuse(tape)
-        ptr, flat = csr(tape.inputs)
+        ptr, flat = tape_csr(tape)
         if self.batched:
             vary = varying(tape.inputs, tape.placeholders, ptr, flat)
         self.tape = tape

@@ -47,6 +47,14 @@ class Layout(NamedTuple):
         return self.flat[self.ptr[nodes] + np.arange(arity)[:, None]]
 
 
+def tape_csr(tape):
+    """(ptr, flat) of a tape: its own arrays if it has them (a graph decoded into columns,
+    engine.columns: its operands are never read node by node), else made from its lists."""
+    if getattr(tape, "ptr", None) is not None:
+        return tape.ptr, tape.flat
+    return csr(tape.inputs)
+
+
 def csr(inputs):
     """(ptr, flat): node i's operands are flat[ptr[i]:ptr[i + 1]]."""
     n = len(inputs)

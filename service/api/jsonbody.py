@@ -13,6 +13,7 @@ body that only looked suspect parses there to the same document as on the fast p
 (integers beyond 64 bits become floats on both, as orjson reads them)."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,15 +33,24 @@ Path = tuple[Any, ...] | None
 """A place in the document, innermost last: (parent path, key), built only when named."""
 
 
-def load_body(data: bytes, max_depth: int, max_digits: int) -> Any:
+Vouch = Callable[[bytes, Any], bool]
+"""vouch(data, document): does a route that knows its body's shape vouch for the nesting
+and the keys of `document`, read from `data` (which holds no backslash)?"""
+
+
+def load_body(data: bytes, max_depth: int, max_digits: int, vouch: Vouch | None = None) -> Any:
     """The JSON document in `data`; JsonNotAccepted (400) naming each place beyond the
-    limits, json.JSONDecodeError if it is not JSON."""
+    limits, json.JSONDecodeError if it is not JSON. When `vouch` vouches for a document
+    (api/graphbody.py: a large graph), the nesting and duplicate-key screens are spared:
+    two passes over the body and a serialisation of the document."""
     if b"1" * (max_digits + 1) not in data.translate(_NUMBER_CHARS):
         try:
             document = orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # the exact path says what is wrong, as the standard parser words it
         else:
+            if vouch is not None and b"\\" not in data and vouch(data, document):
+                return document
             depth = _plain_depth(data)
             if depth is not None and depth <= max_depth and _keys_unique(data, document):
                 return document
