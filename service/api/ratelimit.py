@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import redis
@@ -50,8 +50,6 @@ SUBMISSIONS = {("POST", "/v1/jobs"), ("POST", "/v1/graphs")}
 
 SETTINGS = ("RATE_LIMIT", "RATE_LIMIT_SUBMIT", "RATE_LIMIT_UNAUTHENTICATED")
 
-HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
-
 log = logging.getLogger(__name__)
 
 
@@ -63,11 +61,15 @@ class Limit:
     item: RateLimitItem
     message: str
 
-    @property
+    @cached_property  # read on every request: worked out once
+    def period(self) -> int:
+        return self.item.get_expiry()
+
+    @cached_property
     def budget(self) -> Budget:
         item = self.item
         name = f"{self.setting.lower()}/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
-        return Budget(name, item.amount, float(item.get_expiry()))
+        return Budget(name, item.amount, float(self.period))
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ class Limiter:
 
 def refusal(spent: Spent) -> RateLimited:
     limit = spent.limit
-    return RateLimited(limit.message, str(limit.item), limit.item.get_expiry())
+    return RateLimited(limit.message, str(limit.item), limit.period)
 
 
 def take(handover: Handover) -> Response | None:
@@ -235,8 +237,7 @@ def write_headers(limiter: Limiter, response: Response) -> Response:
 
 
 def headers_of(spent: Spent) -> list[tuple[str, str]]:
-    item = spent.limit.item
-    period = item.get_expiry()
+    item, period = spent.limit.item, spent.limit.period
     reset = max(0, math.ceil(spent.window.oldest + period - time.time()))
     remaining = max(0, item.amount - spent.window.counted)
     headers = [
