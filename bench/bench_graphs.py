@@ -15,23 +15,21 @@ the defaults stop at 500,000 and 32 MiB."""
 
 import contextlib
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import orjson
 import requests
 
+from bench import servers
 from bench.bench_compiled import in_big_stack
 from bench.report import Figure, print_figures
+from bench.servers import AUTH_OFF
 from bench.shapes import BIG_LEAVES, micrograd_products_and_sum_tree, products_and_sum_tree
 from bench.timing import best_of, fastest, median_and_range, round_robin
 from engine.columns import columns_of, pack, unpack
 from engine.compiled.evaluate import evaluate_compiled, result_json, run_columns
 from engine.evaluate import evaluate
 from engine.value import paused_gc
-from service.retry import retry
-from service.stack import Stack, redis_server
 
 POLL = 0.005
 ROUNDS = 3
@@ -61,13 +59,6 @@ def timed(fn):
     started = time.perf_counter()
     fn()
     return (time.perf_counter() - started,)
-
-
-def wait_listening(base, timeout=120):
-    def ready():
-        requests.get(f"{base}/readyz", timeout=10).raise_for_status()
-
-    retry(ready, (requests.ConnectionError, requests.HTTPError, requests.Timeout), timeout, 0.1)
 
 
 def over_http(base, body):
@@ -113,7 +104,7 @@ def main():
         print(f"    {name}: {seconds:.3f} s")
 
     received = []
-    with tempfile.TemporaryDirectory() as data_dir, big_stack(data_dir, n) as base:
+    with big_stack(n) as base:
 
         def http():
             accepted, done, content = over_http(base, body)
@@ -140,34 +131,15 @@ def main():
 
 
 @contextlib.contextmanager
-def big_stack(data_dir, n):
+def big_stack(n):
     """A stack like `make run`'s (gunicorn, Redis, one rq worker) that takes `n` nodes and
     a 64 MiB body; its base URL."""
-    redis_port, port = redis_server.free_port(), redis_server.free_port()
-    redis = redis_server.start(redis_port, Path(data_dir) / "redis")
-    redis_server.wait_ready(redis_server.url(redis_port), redis)
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_server.url(redis_port),
-        "PORT": str(port),
-        "GUNICORN_ACCESS_LOG": "",
-        "GRADSERVE_AUTH": "off",
-        "GRADSERVE_RATE_LIMIT": "",
-        "GRADSERVE_RATE_LIMIT_SUBMIT": "",
-        "GRADSERVE_MAX_GRAPH_NODES": str(n),
-        "GRADSERVE_MAX_CONTENT_LENGTH": str(64 * 2**20),
-    }
-    with open(Path(data_dir) / "stack.log", "w") as log:
-        stack = Stack(workers=1, data_dir=Path(data_dir), env=env, output=log)
-        stack.start()
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_listening(base)
-            yield base
-        finally:
-            stack.stop()
-            redis.terminate()
-            redis.wait(10)
+    big = {"GRADSERVE_MAX_GRAPH_NODES": str(n), "GRADSERVE_MAX_CONTENT_LENGTH": str(64 * 2**20)}
+    with (
+        servers.redis() as (url, data_dir),
+        servers.stack(url, data_dir, {**AUTH_OFF, **big}) as base,
+    ):
+        yield base
 
 
 def report(samples, rounds):

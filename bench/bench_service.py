@@ -19,8 +19,6 @@ from bench.timing import best_of
 from engine import evaluate
 from engine.train import train
 from service import settings
-from service.retry import retry
-from service.stack import Stack, redis_server
 
 GRAPH = json.loads((Path(__file__).parent.parent / "examples" / "micrograd_graph.json").read_text())
 MICROGRAD_DEMO_SECONDS = 158  # micrograd's own demo notebook, 100 steps, in-process
@@ -47,13 +45,6 @@ def wait_for(url, done):
         if done(body):
             return body
         time.sleep(POLL)
-
-
-def wait_listening(base, timeout=30):
-    def ready():
-        requests.get(f"{base}/readyz", timeout=1).raise_for_status()
-
-    retry(ready, (requests.ConnectionError, requests.HTTPError), timeout, pause=0.05)
 
 
 def demo_job_seconds(base):
@@ -103,19 +94,10 @@ def main():
     in_process_big = best_of(lambda: evaluate(big), 2, budget=60)
 
     with servers.redis() as (redis_url, data_dir):  # durable: AOF, as make run's
-        port = redis_server.free_port()
-        env = servers.environment(redis_url, port, servers.AUTH_OFF)
-        with open(data_dir / "stack.log", "w") as log:
-            stack = Stack(workers=2, data_dir=data_dir, env=env, output=log)
-            stack.start()
-            base = f"http://127.0.0.1:{port}"
-            try:
-                wait_listening(base)
-                demo = demo_job_seconds(base)
-                latencies = graph_latencies(base)
-                accepted, evaluated = large_graph_seconds(base, body)
-            finally:
-                stack.stop()
+        with servers.stack(redis_url, data_dir, workers=2) as base:
+            demo = demo_job_seconds(base)
+            latencies = graph_latencies(base)
+            accepted, evaluated = large_graph_seconds(base, body)
 
     median = statistics.median(demo)
     p50, p90, p99 = (latencies[int(q * (len(latencies) - 1))] for q in (0.5, 0.9, 0.99))

@@ -4,14 +4,12 @@ compiling 2-64-64-1 alone; and, through a real worker, how long after the worker
 training job its first step comes, for a first and a second job of one architecture. All
 ratios come from this one run."""
 
-import os
 import re
-import tempfile
 import time
-from pathlib import Path
 
 import requests
 
+from bench import servers
 from bench.bench_compiled import torch_demo_step
 from bench.bench_service import wait_for
 from bench.timing import best_of, fastest, round_robin
@@ -22,8 +20,6 @@ from engine.nn import MLP
 from engine.spec import normalize_spec
 from engine.train import train
 from engine.value import Value
-from service.retry import retry
-from service.stack import Stack, redis_server
 
 CASES = (
     ("micrograd's demo, 2-16-16-1, 100 steps", [16, 16, 1], 100),
@@ -87,13 +83,6 @@ def compile_times(layers):
     return [best_of(f, RUNS, budget=3.0) * 1e3 for f in (traced, layered, cached)]
 
 
-def wait_listening(base, timeout=60):
-    def ready():
-        requests.get(f"{base}/readyz", timeout=5).raise_for_status()
-
-    retry(ready, (requests.RequestException,), timeout, pause=0.1)
-
-
 FIRST_STEP = re.compile(
     r"job (\S+): first step ([0-9.]+) ms after the worker took it, ([0-9.]+) ms after "
     r"train\(\) began \((.+)\)"
@@ -104,39 +93,17 @@ def through_a_worker(layers, steps, jobs=3):
     """For `jobs` jobs of one architecture run one after another by one real worker (its
     own Redis, gunicorn, `make run`'s stack): the worker's log of how long after it took
     each job its first step came (ms), and whether the horse had to compile."""
-    with tempfile.TemporaryDirectory() as data_dir:
-        redis_port, port = redis_server.free_port(), redis_server.free_port()
-        redis = redis_server.start(redis_port, Path(data_dir) / "redis")
-        redis_server.wait_ready(redis_server.url(redis_port), redis)
-        env = {
-            **os.environ,
-            "REDIS_URL": redis_server.url(redis_port),
-            "PORT": str(port),
-            "GUNICORN_ACCESS_LOG": "",
-            "GRADSERVE_AUTH": "off",
-            "GRADSERVE_RATE_LIMIT": "",
-            "GRADSERVE_RATE_LIMIT_SUBMIT": "",
-        }
-        log_path = Path(data_dir) / "stack.log"
-        with open(log_path, "w") as log:
-            stack = Stack(workers=1, data_dir=Path(data_dir), env=env, output=log)
-            stack.start()
-            base = f"http://127.0.0.1:{port}"
-            try:
-                wait_listening(base)
-                spec = {"model": {"inputs": 2, "layers": layers}, "steps": steps}
-                for _ in range(jobs):
-                    response = requests.post(f"{base}/v1/jobs", json=spec, timeout=30)
-                    job = wait_for(
-                        base + response.headers["Location"],
-                        lambda j: j["status"] in ("succeeded", "failed", "cancelled"),
-                    )
-                    assert job["status"] == "succeeded", job
-            finally:
-                stack.stop()
-                redis.terminate()
-                redis.wait(10)
-        found = FIRST_STEP.findall(log_path.read_text())
+    with servers.redis() as (url, data_dir):
+        with servers.stack(url, data_dir) as base:
+            spec = {"model": {"inputs": 2, "layers": layers}, "steps": steps}
+            for _ in range(jobs):
+                response = requests.post(f"{base}/v1/jobs", json=spec, timeout=30)
+                job = wait_for(
+                    base + response.headers["Location"],
+                    lambda j: j["status"] in ("succeeded", "failed", "cancelled"),
+                )
+                assert job["status"] == "succeeded", job
+        found = FIRST_STEP.findall((data_dir / "stack.log").read_text())
     return [(float(taken), float(began), how) for _, taken, began, how in found]
 
 

@@ -93,3 +93,25 @@ def api(
     """A Redis and the API under gunicorn (no rq workers): (base URL, gunicorn's pid)."""
     with redis(durable) as (url, scratch), gunicorn(url, scratch, settings, worker_args) as found:
         yield found
+
+
+@contextlib.contextmanager
+def stack(
+    redis_url: str, data_dir: Path, settings: Mapping[str, str] = AUTH_OFF, workers: int = 1
+) -> Iterator[str]:
+    """A stack like `make run`'s on the Redis at `redis_url`: gunicorn and `workers` rq
+    workers, AUTH off and no budgets unless `settings` say otherwise, its log in
+    data_dir/stack.log; its base URL once it is ready."""
+    from service.stack import Stack  # the worker's side: only the benches that start one
+
+    port = redis_server.free_port()
+    env = environment(redis_url, port, settings)
+    with open(Path(data_dir) / "stack.log", "w") as log:
+        running = Stack(workers=workers, data_dir=Path(data_dir), env=env, output=log)
+        running.start()
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(base, timeout=120)
+            yield base
+        finally:
+            running.stop()
