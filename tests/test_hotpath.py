@@ -153,6 +153,18 @@ def test_a_job_not_found_is_flasks_404_counted_once(pair, limited, case):
     assert remaining(first) - 1 == remaining(second) == remaining(third) + 1
 
 
+def test_a_record_that_cannot_be_read_is_flasks_500_problem(pair, limited):
+    hot, flask = pair
+    job_id = submitted(hot)
+    store = limited.extensions["gradserve"].store
+    store.redis.hset(store.keys.job(job_id), "progress", "{not json")  # damaged
+    first, second = (c.get(f"/v1/jobs/{job_id}") for c in (hot, flask))
+    assert how_answered(first) == "handed over"
+    same_answer(first, second)
+    check_problem(first.status_code, first.headers["Content-Type"], first.get_json(), 500, None)
+    assert remaining(first) - 1 == remaining(second)
+
+
 def test_a_large_job_resource_is_gzipped_by_flask(pair):
     hot, flask = pair
     job_id = submitted(hot, metadata={f"k{i}": "v" * 200 for i in range(8)})  # over 1 KiB
