@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from service.retry import retry
-from service.stack import redis_server
+from service.stack import Stack, redis_server
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:service.api.gunicorn_conf"]
 
@@ -102,8 +102,6 @@ def stack(
     """A stack like `make run`'s on the Redis at `redis_url`: gunicorn and `workers` rq
     workers, AUTH off and no budgets unless `settings` say otherwise, its log in
     data_dir/stack.log; its base URL once it is ready."""
-    from service.stack import Stack  # the worker's side: only the benches that start one
-
     port = redis_server.free_port()
     env = environment(redis_url, port, settings)
     with open(Path(data_dir) / "stack.log", "w") as log:

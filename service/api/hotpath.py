@@ -33,12 +33,11 @@ from .handover import KEY, Handover
 from .jsonbody import load_body
 from .metrics import ROUTE, StartResponse, WSGIApplication, WSGIEnvironment
 from .ratelimit import Limiter, Spent, headers_of
-from .routes.graphs import evaluated, graph_json, parse
+from .routes.graphs import JSON, evaluated, graph_json, parse
 from .routes.jobs import JOB
 
 JOBS, JOB_ROUTE, GRAPHS = "/v1/jobs/", "/v1/jobs/<job_id>", "/v1/graphs"
 """The paths served here (the job's as its prefix), and the routes metrics count them by."""
-JSON = "application/json"
 GRAPH_SCHEMA = GraphSchema()
 
 log = logging.getLogger(__name__)
@@ -125,7 +124,7 @@ class HotPath:
             return self.app(environ, start_response)
         store = self.services.store
         handover, going = self.count(environ, who, False, store.record_key(job_id))
-        if not going or handover.read_ahead is None:
+        if not going:
             return self.hand_over(environ, start_response, handover)
         try:
             job = store.get_job(job_id, tenant=handover.tenant, record=handover.read_ahead)

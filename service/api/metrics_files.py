@@ -15,7 +15,7 @@ across processes): shared for a scrape, exclusive for a fold, which takes millis
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from prometheus_client.metrics_core import Metric
@@ -52,7 +52,7 @@ def fold(directory: str, pid: int) -> None:
             os.remove(dead)
 
 
-def write(path: str, metrics: Iterator[Metric]) -> None:
+def write(path: str, metrics: Iterable[Metric]) -> None:
     """Metrics as prometheus_client's files hold them (the key of mmap_dict.mmap_key)."""
     values = MmapedDict(path)
     try:
