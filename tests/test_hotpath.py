@@ -137,6 +137,19 @@ def test_a_small_graph_is_evaluated_below_flask_as_flask_evaluates_it(pair):
     assert dot.status_code == 200 and "138.8338" in dot.get_data(as_text=True)
 
 
+def test_a_remembered_job_body_follows_its_record_and_its_tenant(pair, limited):
+    hot, flask = pair
+    job_id = submitted(hot)
+    polls = [hot.get(f"/v1/jobs/{job_id}") for _ in range(2)]  # the second: remembered
+    assert polls[0].get_data() == polls[1].get_data()
+    assert flask.post(f"/v1/jobs/{job_id}/cancel").status_code == 200  # its record changes
+    changed, alone = (c.get(f"/v1/jobs/{job_id}") for c in (hot, flask))
+    assert how_answered(changed) == "hot" and changed.get_json()["status"] == "cancelled"
+    same_answer(changed, alone)
+    other = served(limited, ApiKeys(limited.extensions["gradserve"].store.redis).create("x")[1])
+    assert other.get(f"/v1/jobs/{job_id}").status_code == 404  # not its job, remembered or not
+
+
 @pytest.mark.parametrize("case", ["another tenant's", "no such job"])
 def test_a_job_not_found_is_flasks_404_counted_once(pair, limited, case):
     hot, flask = pair

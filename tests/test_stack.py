@@ -89,7 +89,10 @@ class Running:
         if track:
             STARTED.append(self)
         if wait:
-            wait_until(self.ready, timeout=60)
+            try:
+                wait_until(self.ready, timeout=60)
+            except AssertionError as error:  # say why: what the stack wrote
+                raise AssertionError(f"{error}: {self.log()}") from None
 
     def ready(self):
         if self.process.poll() is not None:
@@ -400,6 +403,8 @@ def test_a_restart_reuses_its_port_credentials_and_jobs_and_moves_off_a_taken_po
         stack.stop()
 
     with socket.socket() as squatter:  # someone else took the port meanwhile
+        # as servers do: Redis's side of connections it closed may still be in TIME_WAIT
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         stack = Running(tmp_path, "again", api_port=stack.api_port)

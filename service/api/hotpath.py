@@ -39,6 +39,8 @@ from .routes.jobs import JOB
 JOBS, JOB_ROUTE, GRAPHS = "/v1/jobs/", "/v1/jobs/<job_id>", "/v1/graphs"
 """The paths served here (the job's as its prefix), and the routes metrics count them by."""
 GRAPH_SCHEMA = GraphSchema()
+REMEMBERED_BODIES = 1024
+"""Polled jobs whose body a process remembers (each with the record it was made from)."""
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,10 @@ class HotPath:
         self.app, self.services, self.limiter, self.auth = app, services, limiter, auth
         self.config = config
         self.body_bound = min(config["HEAVY_BODY_BYTES"], config["MAX_CONTENT_LENGTH"])
+        self.bodies: dict[str, tuple[str, dict[bytes, bytes], bytes]] = {}
+        """job id: (tenant, record, body). The record is read from Redis on every request;
+        a record read again unchanged (a queued or finished job, a running one between two
+        steps) is answered with the body made from it, not decoded and dumped again."""
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if not (environ.get("QUERY_STRING") or "HTTP_PREFER" in environ):
@@ -126,15 +132,28 @@ class HotPath:
         handover, going = self.count(environ, who, False, store.record_key(job_id))
         if not going:
             return self.hand_over(environ, start_response, handover)
-        try:
-            job = store.get_job(job_id, tenant=handover.tenant, record=handover.read_ahead)
-            body = dumps(JOB(job)).encode() if job is not None else None
-        except Exception:  # a record the route cannot read either: it answers the failure
-            body = None
+        body = self.job_body(job_id, handover.tenant, handover.read_ahead)
         if body is None or len(body) >= self.config["GZIP_MIN_BYTES"]:
             return self.hand_over(environ, start_response, handover)
         headers = [("Vary", "Prefer")]
         return respond(environ, start_response, JOB_ROUTE, "200 OK", body, headers, handover.spent)
+
+    def job_body(self, job_id: str, tenant: str, record: dict[bytes, bytes] | None) -> bytes | None:
+        """The job's body made from its record (None: no job of `tenant`'s, or a record the
+        route cannot read either: it answers the failure)."""
+        remembered = self.bodies.get(job_id)
+        if remembered is not None and remembered[0] == tenant and remembered[1] == record:
+            return remembered[2]
+        try:
+            job = self.services.store.get_job(job_id, tenant=tenant, record=record)
+            body = dumps(JOB(job)).encode() if job is not None else None
+        except Exception:
+            return None
+        if body is not None and record is not None:
+            if len(self.bodies) >= REMEMBERED_BODIES:
+                del self.bodies[next(iter(self.bodies))]  # the one remembered first
+            self.bodies[job_id] = tenant, record, body
+        return body
 
     def graph(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         who = self.caller(environ)

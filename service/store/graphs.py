@@ -5,20 +5,26 @@ that expired. An evaluation belongs to the tenant that posted it; another tenant
 unknown.
 
 Documents and results are up to MAX_CONTENT_LENGTH bytes: they go over `bulk`, a connection
-whose timeout allows for that (the API's usual one gives up after 0.75 s)."""
+whose timeout allows for that (the API's usual one gives up after 0.75 s). A small one saved
+in the request goes with other requests' commands (store.batching)."""
 
 import json
 
 import redis
+from redis.client import Pipeline
 
 from .. import settings
 from ..strictjson import dumps
 from . import scripts
+from .batching import Batcher
 from .changes import Json
 from .ids import ID_PATTERN, new_id
 from .jobs import retention_ms
 from .keys import Keys
 from .queue import Enqueue
+
+BATCHED_BYTES = 256 * 1024
+"""A result saved in the request with its document up to this size is sent in a batch."""
 
 
 class GraphStore:
@@ -34,6 +40,7 @@ class GraphStore:
         self.keys = Keys(prefix)
         self.retention = max(1, retention_ms(retention_days) // 1000)  # seconds
         self._set_if_exists = connection.register_script(scripts.SET_IF_EXISTS)
+        self.batcher = Batcher(connection)
 
     def save_result(
         self, result_json: str | bytes, ttl: int, document: bytes | None = None, *, tenant: str
@@ -42,13 +49,19 @@ class GraphStore:
         document (to be drawn); its id."""
         graph_id, ttl = new_id(), min(ttl, self.retention)
         key = self.keys.graph(graph_id)
-        # One round trip; no MULTI: nobody knows the id before this returns.
-        with self.bulk.pipeline(transaction=False) as pipe:
+
+        def save(pipe: Pipeline) -> None:  # no MULTI: nobody knows the id before this returns
             pipe.hset(key, mapping={"status": "succeeded", "result": result_json, "tenant": tenant})
             pipe.expire(key, ttl)
             if document is not None:
                 pipe.set(self.keys.graph_doc(graph_id), document, ex=ttl)
-            pipe.execute()
+
+        if len(result_json) + len(document or b"") <= BATCHED_BYTES:
+            self.batcher.execute(save)
+        else:
+            with self.bulk.pipeline(transaction=False) as pipe:
+                save(pipe)
+                pipe.execute()
         return graph_id
 
     def queue(self, document: bytes, ttl: int, enqueue: Enqueue, *, tenant: str) -> str:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import redis
 
+from .batching import Batcher, run_script
 from .keys import Keys
 
 SPEND = """
@@ -73,6 +74,7 @@ class RateCounts:
     def __init__(self, connection: redis.Redis, prefix: str = "gradserve") -> None:
         self.keys = Keys(prefix)
         self._spend = connection.register_script(SPEND)
+        self.batcher = Batcher(connection)  # every request counts: sent with the others
 
     def spend(
         self,
@@ -90,7 +92,7 @@ class RateCounts:
         args: list[str | int | float] = [repr(now), 1 if read else 0]
         for budget in budgets:
             args += [budget.size, repr(budget.period)]
-        answer = self._spend(keys=keys + ([read] if read else []), args=args)
+        answer = run_script(self.batcher, self._spend, keys + ([read] if read else []), args)
         breached = int(answer[0])
         ends = 2 * len(budgets) + 1
         windows = [Window(int(answer[i]), float(answer[i + 1])) for i in range(1, ends, 2)]
