@@ -313,3 +313,15 @@ def test_a_polled_job_is_read_with_the_count_and_stays_its_tenants(make_app, red
     assert mine.get("/v1/jobs/" + "0" * 32).status_code == 404
     assert mine.get("/v1/jobs/not-an-id").status_code == 404
     rate_limited(mine.get(f"/v1/jobs/{job['id']}"), "RATE_LIMIT")
+
+
+def test_the_count_goes_on_when_redis_has_lost_its_scripts(make_app, redis_client):
+    """A restarted Redis has no scripts: the count's call loads its own again, counted once."""
+    app = make_app(RATE_LIMIT="5/minute")
+    client = app.test_client()
+    job = client.post("/v1/jobs", json=small_spec()).get_json()
+    assert budget(client.get(f"/v1/jobs/{job['id']}"))[1] == 3
+    redis_client.script_flush()
+    polled = client.get(f"/v1/jobs/{job['id']}")
+    assert polled.status_code == 200 and polled.get_json()["id"] == job["id"]
+    assert budget(polled)[1] == 2

@@ -88,11 +88,19 @@ class Batcher:
         return answers
 
 
-def run_script(batcher: Batcher, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-    """`script`'s reply, its call sent with others (by its digest: a pipeline would ask
-    Redis for its scripts each time); loaded first if Redis does not have it (restarted)."""
+def execute_with(batcher: Batcher, script: Script, commands: Commands) -> list[Any]:
+    """batcher.execute(commands), where `commands` call `script` by its digest (a pipeline
+    would ask Redis for its scripts each time), loaded again if Redis lost it (restarted:
+    the call that found it missing ran nothing)."""
     try:
-        (reply,) = batcher.execute(lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args))
+        return batcher.execute(commands)
     except redis.exceptions.NoScriptError:
-        return script(keys=keys, args=args)
+        script.registered_client.script_load(script.script)
+        return batcher.execute(commands)
+
+
+def run_script(batcher: Batcher, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    """`script`'s reply, its call sent with others."""
+    call = lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args)  # noqa: E731
+    (reply,) = execute_with(batcher, script, call)
     return reply

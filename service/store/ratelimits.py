@@ -1,29 +1,32 @@
 """The rate limiter's counts: moving windows in Redis, every budget a request spends counted
-and read in one Lua call (one round trip per request, however many budgets apply).
+and read in one Lua call (one round trip per request, however many budgets apply, sent
+with other requests' calls: store/batching.py).
 
 A window is a list of the times its requests were counted, newest first, holding only
 those within the period (older ones are dropped as the next request comes) and expiring
 with it. A request is counted only if every budget it spends has room: a refused request
 spends nothing. The answer gives, for each budget, how many requests its window holds and
 when the oldest of them was made (what `RateLimit-Remaining` and `RateLimit-Reset` say),
-and, when asked, the hash the request is about (a polled job), read in the same call."""
+and, when asked, the hash the request is about (a polled job), read in the same round trip
+(by HGETALL beside the script: a hash handed through Lua costs Redis several times more)."""
 
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import redis
+from redis.client import Pipeline
 
-from .batching import Batcher, run_script
+from .batching import Batcher, execute_with
 from .keys import Keys
 
 SPEND = """
 local now = tonumber(ARGV[1])
-local budgets = #KEYS - tonumber(ARGV[2])
+local budgets = #KEYS
 local breached = 0
 local counted = {}
 for i = 1, budgets do
-    local size, period = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+    local size, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
     -- what has left the window goes (the oldest are at the tail): the list holds only the
     -- window, so each request costs a few commands, however large the budget
     while true do
@@ -41,7 +44,7 @@ end
 if breached == 0 then
     for i = 1, budgets do
         redis.call('lpush', KEYS[i], ARGV[1])
-        redis.call('expire', KEYS[i], math.ceil(tonumber(ARGV[2 * i + 2])))
+        redis.call('expire', KEYS[i], math.ceil(tonumber(ARGV[2 * i + 1])))
         counted[i] = counted[i] + 1
     end
 end
@@ -49,9 +52,6 @@ local answer = {breached}
 for i = 1, budgets do
     answer[#answer + 1] = counted[i]
     answer[#answer + 1] = redis.call('lindex', KEYS[i], -1) or ARGV[1]
-end
-if breached == 0 and #KEYS > budgets then
-    answer[#answer + 1] = redis.call('hgetall', KEYS[#KEYS])
 end
 return answer
 """
@@ -85,19 +85,23 @@ class RateCounts:
     ) -> tuple[int | None, list[Window], dict[bytes, bytes] | None]:
         """Count one request of `caller` against `budgets` if each has room: (the index of
         the first budget without room, or None when counted; each budget's window; when
-        counted, the hash at key `read`, read in the same call, so the record the request
-        is about costs no round trip of its own; else None)."""
+        counted, the hash at key `read`, read in the same round trip, so the record the
+        request is about costs no round trip of its own; else None)."""
         now = time.time() if now is None else now
         keys = [self.keys.rate_limit(caller, budget.name) for budget in budgets]
-        args: list[str | int | float] = [repr(now), 1 if read else 0]
+        args: list[str | int | float] = [repr(now)]
         for budget in budgets:
             args += [budget.size, repr(budget.period)]
-        answer = run_script(self.batcher, self._spend, keys + ([read] if read else []), args)
+
+        def commands(pipe: Pipeline) -> None:
+            if keys:
+                pipe.evalsha(self._spend.sha, len(keys), *keys, *args)
+            if read:
+                pipe.hgetall(read)
+
+        replies = execute_with(self.batcher, self._spend, commands)
+        answer = replies[0] if keys else [0]
         breached = int(answer[0])
-        ends = 2 * len(budgets) + 1
-        windows = [Window(int(answer[i]), float(answer[i + 1])) for i in range(1, ends, 2)]
-        found = None
-        if len(answer) > ends:
-            flat = answer[ends]
-            found = dict(zip(flat[::2], flat[1::2], strict=True))
+        windows = [Window(int(answer[i]), float(answer[i + 1])) for i in range(1, len(answer), 2)]
+        found = replies[-1] if read and not breached else None
         return (breached - 1 if breached else None), windows, found
