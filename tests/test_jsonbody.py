@@ -62,6 +62,27 @@ def test_a_body_reads_as_the_standard_library_reads_it_unless_a_key_repeats(tree
         assert load_body(text.encode(), DEPTH, DIGITS) == json.loads(text)
 
 
+def nesting(value) -> int:
+    """How deep a decoded document nests (the oracle: a walk, not the screen's bytes)."""
+    if isinstance(value, dict):
+        return 1 + max(map(nesting, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(nesting, value), default=0)
+    return 0
+
+
+@given(TREES)
+def test_the_screen_finds_how_deep_a_body_nests_small_or_large(tree):
+    if repeats_a_key(tree):  # the standard library keeps one value of a repeated key
+        return
+    body = write(tree, True).encode()
+    found = jsonbody._plain_depth(body)
+    if found is not None:  # None: a string holds a mark; the exact path decides
+        assert found == nesting(json.loads(body))
+        many = b",".join([b"[]"] * (jsonbody.SMALL_STRUCTURE // 2))  # past the small way
+        assert jsonbody._plain_depth(b"[" + body + b"," + many + b"]") == max(found, 1) + 1
+
+
 @pytest.mark.parametrize("depth", [1, 4, 63, 64])
 def test_nesting_up_to_the_limit_is_read(depth):
     body = ("[" * depth + "]" * depth).encode()

@@ -75,7 +75,7 @@ def worker(redis_client, redis_url, tmp_path):
     wait_until(lambda: redis_client.smembers("rq:workers"), timeout=20)
     yield running
     running.stop()
-    assert running.process.returncode == 0
+    assert running.process.returncode == 0, running.text()[-4000:]  # why it did not stop
 
 
 @pytest.fixture

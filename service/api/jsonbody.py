@@ -28,6 +28,9 @@ MAX_ERRORS = 10
 
 _NUMBER_CHARS = bytes(0x31 if b in b"+-.0123456789Ee" else 0x30 for b in range(256))
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}\\')
+_AS_PARENTHESES = bytes.maketrans(b"[]{}", b"()()")  # orjson read it: each pair matches
+SMALL_STRUCTURE = 4096
+"""Brackets up to which the nesting is found by dropping pairs (numpy's setup costs more)."""
 
 Path = tuple[Any, ...] | None
 """A place in the document, innermost last: (parent path, key), built only when named."""
@@ -67,8 +70,14 @@ def _plain_depth(data: bytes) -> int | None:
     brackets = marks.replace(b'""', b"")
     if b'"' in brackets:
         return None
-    if not brackets:
-        return 0
+    if len(brackets) <= SMALL_STRUCTURE:  # a pass in C per level, each drops the innermost pairs
+        pairs, depth = brackets.translate(_AS_PARENTHESES), 0
+        while pairs:
+            inner = pairs.replace(b"()", b"")
+            if len(inner) == len(pairs):
+                return None  # not nested as JSON nests (orjson read it, so never)
+            pairs, depth = inner, depth + 1
+        return depth
     codes = np.frombuffer(brackets, np.uint8)
     steps = ((codes >> 1) & 1).astype(np.int8) * 2 - 1  # [ and { are +1, ] and } are -1
     return int(np.cumsum(steps, dtype=np.int32).max())

@@ -28,7 +28,7 @@ from ..store.cancel import CancelListener
 from ..store.changes import Json
 from ..store.ids import new_id
 from ..store.queue import connect, make_queue, training_enqueuer
-from ..strictjson import dumps, loads
+from ..strictjson import fast_dumps, loads
 from . import warm
 from .deadline import Deadline
 from .lease import Lease, hand_back_requested
@@ -184,4 +184,4 @@ def _evaluated(document: bytes, max_nodes: int) -> str | bytes:
     parsed = parse(loads(document), max_nodes)  # a document queued as JSON: a small one
     if isinstance(parsed, GraphColumns):
         return columns_result_json(parsed)
-    return dumps(evaluate(parsed))
+    return fast_dumps(evaluate(parsed))

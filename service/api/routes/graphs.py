@@ -15,7 +15,7 @@ from schemas import GraphResourceSchema, GraphSchema
 from ...errors import GraphNotEvaluated, NotFound
 from ...store.keys import Keys
 from ...store.queue import graph_enqueuer
-from ...strictjson import dumps, loads
+from ...strictjson import dumps, fast_dumps, loads
 from ..auth import tenant
 from ..concurrency import run_cpu_bound
 from ..extensions import services
@@ -71,7 +71,7 @@ def evaluated(parsed: ParsedGraph | GraphColumns) -> str | bytes:
     with paused_gc():
         if isinstance(parsed, GraphColumns):
             return columns_result_json(parsed)
-        return dumps(evaluate(parsed))
+        return fast_dumps(evaluate(parsed))
 
 
 def drawn(document: bytes, result_json: bytes) -> str:
