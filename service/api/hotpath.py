@@ -110,7 +110,7 @@ class HotPath:
         read: str | None,
     ) -> tuple[Handover, bool]:
         """The request counted as the rate limiter's hook counts it, the record at `read`
-        read in the same call (the handover's read_ahead): the handover so far, and whether
+        read in the same round trip (the handover's read_ahead): the handover so far, and whether
         the request goes on here (False: refused, or Redis failed: the app answers it as it
         would)."""
         tenant, key_id = who
