@@ -103,15 +103,17 @@ def vouched_columns(doc, max_nodes=None):
 
 def _ids_fit(ids, n):
     """Every id 1 to 64 characters of A-Z a-z 0-9 _ . : - (one pass in C over them all)."""
-    joined = "\n".join(ids)  # a TypeError if one is not a string
-    if joined.count("\n") != n - 1:  # an id with a newline of its own
-        return False
-    lengths = np.fromiter(map(len, ids), np.intp, n)
-    if not ((lengths >= 1) & (lengths <= 64)).all():
-        return False
+    joined = "\n".join(ids).encode(errors="surrogatepass")  # a TypeError if one is no str
     # Deleting every allowed character (and the newlines) leaves nothing; a non-ASCII
     # character leaves its UTF-8 bytes.
-    return not joined.encode(errors="surrogatepass").translate(None, _ID_BYTES)
+    if joined.translate(None, _ID_BYTES):
+        return False
+    # ASCII, one byte per character: the lengths lie between the newlines
+    newlines = np.flatnonzero(np.frombuffer(joined, np.uint8) == ord("\n"))
+    if len(newlines) != n - 1:  # an id with a newline of its own
+        return False
+    lengths = np.diff(newlines, prepend=-1, append=len(joined)) - 1
+    return bool(((lengths >= 1) & (lengths <= 64)).all())
 
 
 def _operands(nodes, codes, index, n):

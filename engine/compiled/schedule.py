@@ -27,6 +27,7 @@ HAS_ATTR = np.array([op.attr is not None for op in GRAPH_OPS] + [False])
 # share of its pending operands (the rounds to come settle those: an MLP's first round
 # settles only its first layer).
 ROUND, NODE_PER_ROUND, EDGE_PER_ROUND = 4096, 64, 16
+UNKNOWN = np.iinfo(np.intp).max  # a level not known yet
 
 
 class Layout(NamedTuple):
@@ -113,9 +114,10 @@ def levels(inputs, ptr, flat, vary=None):
     """Per node, 1 + the highest level among its operands (leaves are 0). With `vary`, a
     node counts only the operands on its side (per-sample or batch-wide): a per-sample
     node's batch-wide operands run before all per-sample nodes."""
-    level = np.where(ptr[1:] == ptr[:-1], 0, -1)
+    # Unknown levels are UNKNOWN: a node whose highest operand level is below it is ready.
+    level = np.where(ptr[1:] == ptr[:-1], 0, UNKNOWN)
     vary = None if vary is None else np.asarray(vary, bool)
-    rounds = _rounds(np.flatnonzero(level < 0), ptr, flat)
+    rounds = _rounds(np.flatnonzero(level == UNKNOWN), ptr, flat)
     rest = None
     try:
         pending, starts, operands = next(rounds)
@@ -124,8 +126,9 @@ def levels(inputs, ptr, flat, vary=None):
             if vary is not None:  # the other side's operands: ready, and count as 0
                 owner = np.repeat(vary[pending], np.diff(np.append(starts, len(operands))))
                 operand_levels[vary[operands] != owner] = 0
-            ready = np.minimum.reduceat(operand_levels, starts) >= 0
-            level[pending[ready]] = np.maximum.reduceat(operand_levels, starts)[ready] + 1
+            highest = np.maximum.reduceat(operand_levels, starts)
+            ready = highest < UNKNOWN
+            level[pending[ready]] = highest[ready] + 1
             pending, starts, operands = rounds.send(pending[~ready])
     except StopIteration as stop:
         rest = stop.value
