@@ -28,6 +28,7 @@ from bench.shapes import BIG_LEAVES, micrograd_products_and_sum_tree, products_a
 from bench.timing import best_of, fastest, median_and_range, round_robin
 from engine.columns import columns_of, pack, unpack
 from engine.compiled.evaluate import evaluate_compiled, result_json, run_columns
+from engine.draw import to_dot
 from engine.evaluate import evaluate
 from engine.value import paused_gc
 
@@ -40,6 +41,7 @@ def parts_of_evaluate(doc):
     the best of 3."""
     with paused_gc():
         columns = columns_of(doc)
+        packed, written = pack(columns), result_json(columns)
         return {
             "columns_of (validate into arrays)": best_of(lambda: columns_of(doc), 3, budget=10),
             "run_columns (compile, forward, backward)": best_of(
@@ -52,6 +54,9 @@ def parts_of_evaluate(doc):
                 lambda: result_json(columns), 3, budget=10
             ),
             "pack + unpack (API -> worker)": best_of(lambda: unpack(pack(columns)), 3, budget=10),
+            "to_dot (a GET's DOT: unpack, the result JSON read, 200 nodes drawn)": best_of(
+                lambda: to_dot(unpack(packed), orjson.loads(written)), 3, budget=10
+            ),
         }
 
 

@@ -227,19 +227,3 @@ def unpack(data: bytes) -> GraphColumns:
 
 def _index_type(n):
     return np.dtype("<i4") if n < 2**31 - 1 else np.dtype("<i8")
-
-
-def document_of(columns: GraphColumns) -> dict:
-    """The graph/1 document of validated columns (to draw a graph kept as columns)."""
-    ids, names = columns.ids, [NAMES[c] for c in columns.codes.tolist()]
-    ptr, flat, attrs = columns.ptr.tolist(), columns.flat.tolist(), columns.attrs.tolist()
-    nodes = []
-    for i, op in enumerate(names):
-        if op == "input":
-            nodes.append({"id": ids[i], "op": op, "value": attrs[i]})
-            continue
-        node = {"id": ids[i], "op": op, "inputs": [ids[j] for j in flat[ptr[i] : ptr[i + 1]]]}
-        if op == "pow":
-            node["attrs"] = {"exponent": attrs[i]}
-        nodes.append(node)
-    return {"format": FORMAT, "nodes": nodes, "output": ids[columns.output]}

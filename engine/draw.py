@@ -11,9 +11,10 @@ than `max_nodes` values is cut to the ones nearest the output, and a note says s
 
 from collections import deque
 
+from .columns import GraphColumns
 from .evaluate import evaluate
 from .graph import parse_graph
-from .ops import OPS
+from .ops import NAMES, OPS
 from .value import Value, paused_gc
 
 MAX_NODES = 200  # values drawn at most; beyond a few hundred a picture cannot be read
@@ -33,8 +34,9 @@ _RECORD_ESCAPES = _ESCAPES | str.maketrans({c: "\\" + c for c in "|{}<>"})
 
 
 def to_dot(x, result=None, *, max_nodes=MAX_NODES, rankdir="LR"):
-    """The Graphviz DOT text of a Value's expression, or of a graph/1 document with its
-    result as `engine.evaluate(doc)` returns it (evaluated here when not given)."""
+    """The Graphviz DOT text of a Value's expression, or of a graph/1 document (or the
+    GraphColumns engine.columns reads it into) with its result as `engine.evaluate(doc)`
+    returns it (evaluated here when not given)."""
     graph_line, body = _statements(x, result, max_nodes, rankdir)
     return "digraph {\n" + graph_line + "".join(body) + "}\n"
 
@@ -66,6 +68,8 @@ def _statements(x, result, max_nodes, rankdir):
         shown, total = _value_nodes(x, max_nodes)
     elif isinstance(x, dict):
         shown, total = _document_nodes(x, result, max_nodes)
+    elif isinstance(x, GraphColumns):
+        shown, total = _columns_nodes(x, result, max_nodes)
     else:
         raise TypeError(f"draws a Value or a graph/1 document (a dict), not {type(x).__name__}")
     return f"\tgraph [rankdir={rankdir}]\n", _body(shown, total, max_nodes)
@@ -97,15 +101,42 @@ def _document_nodes(doc, result, limit):
     its result. Nodes that do not feed the output are drawn too, after those that do."""
     parsed = parse_graph(doc)
     result = evaluate(doc) if result is None else result
-    near = _nearest(parsed.output, parsed.inputs.__getitem__, int, limit)
+    ops, attrs = parsed.ops, parsed.attrs
+    symbol = lambda i: _symbol(ops[i], attrs[i])  # noqa: E731
+    return _graph_nodes(parsed.ids, symbol, parsed.inputs.__getitem__, parsed.output, result, limit)
+
+
+def _columns_nodes(columns, result, limit):
+    """As _document_nodes, for a graph kept as columns (engine.columns, as the service keeps
+    a large one): only the nodes drawn are read, so the picture of a million-node graph
+    costs what the picture of a small one does."""
+    result = evaluate(columns) if result is None else result
+    ptr, flat, codes, attrs = columns.ptr, columns.flat, columns.codes, columns.attrs
+
+    def symbol(i):
+        exponent = float(attrs[i])  # a column holds floats: 2.0 is drawn as 2 was written
+        return _symbol(NAMES[codes[i]], int(exponent) if exponent.is_integer() else exponent)
+
+    operands = lambda i: flat[ptr[i] : ptr[i + 1]].tolist()  # noqa: E731
+    return _graph_nodes(columns.ids, symbol, operands, columns.output, result, limit)
+
+
+def _symbol(op, attr):
+    return "" if op == "input" else OP_SYMBOLS.get(op) or f"**{attr}"
+
+
+def _graph_nodes(ids, symbol, operands, output, result, limit):
+    """The nodes of a graph drawn (as _value_nodes gives them): `symbol(i)` and
+    `operands(i)` of node i, values and grads read from `result` by id."""
+    near = _nearest(output, operands, int, limit)
     if len(near) < limit:  # room left: the nodes the output does not depend on
         reached = set(near)
-        rest = (i for i in reversed(range(len(parsed.ids))) if i not in reached)
+        rest = (i for i in reversed(range(len(ids))) if i not in reached)
         near += [i for _, i in zip(range(limit - len(near)), rest, strict=False)]
     number = {i: k for k, i in enumerate(near)}
     shown = []
     for i in near:
-        node_id, op = parsed.ids[i], parsed.ops[i]
+        node_id = ids[i]
         try:
             data, grad = result["values"][node_id], result["grads"][node_id]
         except (KeyError, TypeError):
@@ -113,9 +144,8 @@ def _document_nodes(doc, result, limit):
                 f"the result has no value and grad for node {node_id!r}: pass the result "
                 "of evaluating this very document"
             ) from None
-        symbol = "" if op == "input" else OP_SYMBOLS.get(op) or f"**{parsed.attrs[i]}"
-        shown.append((node_id, data, grad, symbol, [number.get(j) for j in parsed.inputs[i]]))
-    return shown, len(parsed.ids)
+        shown.append((node_id, data, grad, symbol(i), [number.get(j) for j in operands(i)]))
+    return shown, len(ids)
 
 
 def _nearest(output, operands, key, limit):
