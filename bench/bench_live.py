@@ -32,6 +32,7 @@ import psutil
 import redis as redis_client
 import requests
 
+from bench.servers import wait_ready
 from service.retry import retry
 from service.stack import Stack, redis_server
 from service.store import Keys
@@ -72,12 +73,7 @@ def live_stack() -> Iterator[tuple[str, str, Stack]]:
             supervisor.start()
             base = f"http://127.0.0.1:{port}"
             try:
-                retry(
-                    lambda: requests.get(f"{base}/readyz", timeout=5).raise_for_status(),
-                    (requests.RequestException,),
-                    60,
-                    pause=0.1,
-                )
+                wait_ready(base)
                 yield base, url, stack
             finally:
                 stack.stopping = True

@@ -28,7 +28,7 @@ import requests
 from werkzeug.routing import Rule
 from werkzeug.test import EnvironBuilder
 
-from service.retry import retry
+from bench.servers import wait_ready
 from service.stack import redis_server
 
 SPEC = {"model": {"inputs": 2, "layers": [4, 1]}, "dataset": {"name": "moons"}, "steps": 5}
@@ -74,12 +74,7 @@ def gunicorn(redis_url: str, metrics: str) -> Iterator[str]:
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        retry(
-            lambda: requests.get(f"{base}/readyz", timeout=5).raise_for_status(),
-            (requests.RequestException,),
-            60,
-            pause=0.1,
-        )
+        wait_ready(base)
         yield base
     finally:
         server.terminate()
