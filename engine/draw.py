@@ -11,7 +11,10 @@ than `max_nodes` values is cut to the ones nearest the output, and a note says s
 
 from collections import deque
 
+import orjson
+
 from .columns import GraphColumns
+from .compiled.evaluate import entries_of
 from .evaluate import evaluate
 from .graph import parse_graph
 from .ops import NAMES, OPS
@@ -36,7 +39,7 @@ _RECORD_ESCAPES = _ESCAPES | str.maketrans({c: "\\" + c for c in "|{}<>"})
 def to_dot(x, result=None, *, max_nodes=MAX_NODES, rankdir="LR"):
     """The Graphviz DOT text of a Value's expression, or of a graph/1 document (or the
     GraphColumns engine.columns reads it into) with its result as `engine.evaluate(doc)`
-    returns it (evaluated here when not given)."""
+    returns it (evaluated here when not given; for columns, also its JSON text)."""
     graph_line, body = _statements(x, result, max_nodes, rankdir)
     return "digraph {\n" + graph_line + "".join(body) + "}\n"
 
@@ -101,50 +104,67 @@ def _document_nodes(doc, result, limit):
     its result. Nodes that do not feed the output are drawn too, after those that do."""
     parsed = parse_graph(doc)
     result = evaluate(doc) if result is None else result
-    ops, attrs = parsed.ops, parsed.attrs
+    ids, ops, attrs = parsed.ids, parsed.ops, parsed.attrs
     symbol = lambda i: _symbol(ops[i], attrs[i])  # noqa: E731
-    return _graph_nodes(parsed.ids, symbol, parsed.inputs.__getitem__, parsed.output, result, limit)
+    near = _near(parsed.output, parsed.inputs.__getitem__, len(ids), limit)
+    return _graph_nodes(ids, symbol, parsed.inputs.__getitem__, near, _by_id(result, ids, near))
 
 
 def _columns_nodes(columns, result, limit):
     """As _document_nodes, for a graph kept as columns (engine.columns, as the service keeps
-    a large one): only the nodes drawn are read, so the picture of a million-node graph
-    costs what the picture of a small one does."""
+    a large one), its result as evaluate returns it or as result_json writes it: only the
+    nodes drawn are read, so a million-node graph draws about as fast as a small one."""
     result = evaluate(columns) if result is None else result
-    ptr, flat, codes, attrs = columns.ptr, columns.flat, columns.codes, columns.attrs
+    ids, codes, attrs = columns.ids, columns.codes, columns.attrs
+    ptr, flat = columns.ptr, columns.flat
 
     def symbol(i):
         exponent = float(attrs[i])  # a column holds floats: 2.0 is drawn as 2 was written
         return _symbol(NAMES[codes[i]], int(exponent) if exponent.is_integer() else exponent)
 
     operands = lambda i: flat[ptr[i] : ptr[i + 1]].tolist()  # noqa: E731
-    return _graph_nodes(columns.ids, symbol, operands, columns.output, result, limit)
+    near = _near(columns.output, operands, len(ids), limit)
+    if isinstance(result, bytes):  # JSON text: read where drawn if result_json wrote it
+        read = entries_of(result, ids, near) or _by_id(orjson.loads(result), ids, near)
+    else:
+        read = _by_id(result, ids, near)
+    return _graph_nodes(ids, symbol, operands, near, read)
 
 
 def _symbol(op, attr):
     return "" if op == "input" else OP_SYMBOLS.get(op) or f"**{attr}"
 
 
-def _graph_nodes(ids, symbol, operands, output, result, limit):
-    """The nodes of a graph drawn (as _value_nodes gives them): `symbol(i)` and
-    `operands(i)` of node i, values and grads read from `result` by id."""
+def _near(output, operands, n, limit):
+    """The nodes drawn: breadth-first from the output, then, if there is room, the nodes
+    the output does not depend on, last first."""
     near = _nearest(output, operands, int, limit)
-    if len(near) < limit:  # room left: the nodes the output does not depend on
+    if len(near) < limit:
         reached = set(near)
-        rest = (i for i in reversed(range(len(ids))) if i not in reached)
+        rest = (i for i in reversed(range(n)) if i not in reached)
         near += [i for _, i in zip(range(limit - len(near)), rest, strict=False)]
-    number = {i: k for k, i in enumerate(near)}
-    shown = []
+    return near
+
+
+def _by_id(result, ids, near):
+    """{i: (value, grad)} of the nodes drawn, from a result as evaluate returns it."""
+    read = {}
     for i in near:
-        node_id = ids[i]
         try:
-            data, grad = result["values"][node_id], result["grads"][node_id]
+            read[i] = result["values"][ids[i]], result["grads"][ids[i]]
         except (KeyError, TypeError):
             raise ValueError(
-                f"the result has no value and grad for node {node_id!r}: pass the result "
+                f"the result has no value and grad for node {ids[i]!r}: pass the result "
                 "of evaluating this very document"
             ) from None
-        shown.append((node_id, data, grad, symbol(i), [number.get(j) for j in operands(i)]))
+    return read
+
+
+def _graph_nodes(ids, symbol, operands, near, read):
+    """The nodes drawn, as _value_nodes gives them: `symbol(i)` and `operands(i)` of node i,
+    its value and grad read[i]."""
+    number = {i: k for k, i in enumerate(near)}
+    shown = [(ids[i], *read[i], symbol(i), [number.get(j) for j in operands(i)]) for i in near]
     return shown, len(ids)
 
 

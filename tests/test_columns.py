@@ -21,7 +21,7 @@ from engine.columns import (
     unpack,
     vouched_columns,
 )
-from engine.compiled.evaluate import evaluate_compiled, result_json
+from engine.compiled.evaluate import entries_of, evaluate_compiled, result_json
 from engine.evaluate import COMPILED_FROM_NODES, evaluate, parse
 from engine.graph import evaluate_parsed, parse_graph
 from tests.test_compiled import REL, close, graphs, same_numeric_error
@@ -245,7 +245,31 @@ def test_columns_travel_packed_and_draw_as_their_document(doc):
     assert same_columns(unpack(packed), columns)
     result = numeric_outcome(evaluate_compiled, columns)
     assert str(numeric_outcome(evaluate_compiled, unpack(packed))) == str(result)
-    if not isinstance(result, NumericError):  # drawn from the arrays as from the document
-        for limit in (3, 200):  # cut (operands not shown, a note), and whole
-            drawn = to_dot(unpack(packed), result, max_nodes=limit)
-            assert drawn == to_dot(doc, result, max_nodes=limit)
+    if isinstance(result, NumericError):
+        return
+    # Drawn from the arrays as from the document, its result given as evaluate returns it,
+    # as result_json writes it (read only where drawn), or as other JSON (read whole).
+    written = result_json(columns)
+    reordered = json.dumps({"values": result["values"], "grads": result["grads"]}).encode()
+    backwards = {**result, "values": dict(reversed(result["values"].items()))}
+    backwards = json.dumps(backwards, separators=(",", ":")).encode()  # laid out, misordered
+    for limit in (3, 200):  # cut (operands not shown, a note), and whole
+        want = to_dot(doc, result, max_nodes=limit)
+        for as_given in (result, written, reordered, backwards):
+            assert to_dot(unpack(packed), as_given, max_nodes=limit) == want
+
+
+def test_a_drawing_reads_ids_with_colons_from_the_written_result():
+    doc = products_and_sum_tree(12)
+    for node in doc["nodes"]:  # x3 -> ns:x3, inputs alike
+        node["id"] = "ns:" + node["id"]
+        if "inputs" in node:
+            node["inputs"] = ["ns:" + i for i in node["inputs"]]
+    columns = columns_of(doc)
+    result = evaluate_compiled(columns)
+    ids = columns.ids
+    assert entries_of(result_json(columns), ids, [0, len(ids) - 1]) == {
+        0: (result["values"][ids[0]], result["grads"][ids[0]]),
+        len(ids) - 1: (result["value"], 1.0),
+    }
+    assert to_dot(columns, result_json(columns), max_nodes=10) == to_dot(doc, result, max_nodes=10)

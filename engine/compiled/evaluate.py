@@ -157,3 +157,42 @@ def _object(keys, numbers):
     sequence[0::2] = keys
     sequence[1::2] = text[1:-1].split(b",")
     return b"".join(sequence)
+
+
+VALUES, GRADS = b',"values":{', b'},"grads":{'
+
+
+def entries_of(result: bytes, ids, wanted) -> dict | None:
+    """{i: (value, grad)} of the nodes `wanted` (indices into `ids`), read from a result
+    json_of_result wrote without reading the rest of it (to draw 200 nodes of a million);
+    None if `result` is not laid out so, entry i of each object node i's."""
+    start, end = result.find(VALUES) + len(VALUES), result.find(GRADS)
+    if start < len(VALUES) or end < start or not result.endswith(b"}}"):
+        return None
+    objects = ((start, end), (end + len(GRADS), len(result) - 2))
+    entries = [_entries(result, a, b, len(ids)) for a, b in objects]
+    if any(bounds is None for bounds in entries):
+        return None
+    read = {}
+    for i in wanted:
+        pair = []
+        for bounds in entries:
+            entry = result[int(bounds[i]) + 1 : int(bounds[i + 1])]  # b'"id":number'
+            key, _, number = entry.partition(b'":')  # an id may hold ':', never '"'
+            if key != b'"' + ids[i].encode():
+                return None
+            try:
+                pair.append(float(number))
+            except ValueError:
+                return None
+        read[i] = tuple(pair)
+    return read
+
+
+def _entries(result, start, end, n):
+    """Where the n entries of the object between `start` and `end` begin (after the brace
+    or comma at bounds[i]) and end (at bounds[i + 1]): ids and numbers hold no comma."""
+    commas = np.flatnonzero(np.frombuffer(result, np.uint8, end - start, start) == ord(","))
+    if len(commas) != n - 1:
+        return None
+    return np.concatenate(([start - 1], commas + start, [end]))
