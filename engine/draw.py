@@ -5,8 +5,9 @@ edges operand -> op -> result. `to_dot` writes Graphviz DOT text and needs nothi
 `draw_dot` wraps the same statements in a `graphviz.Digraph` (the optional `graphviz`
 package; rendering it to an image also needs Graphviz's `dot` program).
 
-Both draw a `Value` or an evaluated graph/1 document (node ids as labels). A graph of more
-than `max_nodes` values is cut to the ones nearest the output, and a note says so.
+Both draw a `Value` or an evaluated graph/1 document (node ids as labels), a large one also
+from its columns (engine.columns). A graph of more than `max_nodes` values is cut to the
+ones nearest the output, and a note says so.
 """
 
 from collections import deque
@@ -74,7 +75,8 @@ def _statements(x, result, max_nodes, rankdir):
     elif isinstance(x, GraphColumns):
         shown, total = _columns_nodes(x, result, max_nodes)
     else:
-        raise TypeError(f"draws a Value or a graph/1 document (a dict), not {type(x).__name__}")
+        kind = type(x).__name__
+        raise TypeError(f"draws a Value, a graph/1 document (a dict) or its columns, not {kind}")
     return f"\tgraph [rankdir={rankdir}]\n", _body(shown, total, max_nodes)
 
 

@@ -218,7 +218,7 @@ def test_draw_dot_without_graphviz_says_what_to_install():
 
 
 def test_bad_arguments_are_refused_clearly():
-    with pytest.raises(TypeError, match="Value or a graph/1 document"):
+    with pytest.raises(TypeError, match="a Value, a graph/1 document"):
         to_dot(3.0)
     with pytest.raises(TypeError, match="no result"):
         to_dot(Value(1.0), {"values": {}, "grads": {}})

@@ -164,8 +164,8 @@ VALUES, GRADS = b',"values":{', b'},"grads":{'
 
 def entries_of(result: bytes, ids, wanted) -> dict | None:
     """{i: (value, grad)} of the nodes `wanted` (indices into `ids`), read from a result
-    json_of_result wrote without reading the rest of it (to draw 200 nodes of a million);
-    None if `result` is not laid out so, entry i of each object node i's."""
+    without reading the rest of it (to draw 200 nodes of a million); None unless `result`
+    is laid out as json_of_result writes it: entry i of `values` and `grads` node i's."""
     start, end = result.find(VALUES) + len(VALUES), result.find(GRADS)
     if start < len(VALUES) or end < start or not result.endswith(b"}}"):
         return None
