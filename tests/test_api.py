@@ -290,6 +290,17 @@ def test_the_size_threshold_is_a_setting(make_app):
     assert json.loads(gzip.decompress(response.get_data()))["info"]["title"] == "gradserve"
 
 
+@pytest.mark.parametrize("level", [1, 6, 9])  # 1 by ISA-L's igzip, the others by zlib
+def test_every_level_is_plain_gzip_of_the_same_body(make_app, level):
+    client = make_app(GZIP_LEVEL=level).test_client()
+    graph = client.post("/v1/graphs", json=chain(300)).headers["Location"]
+    plain = client.get(graph).get_data()
+    squeezed = [client.get(graph, headers={"Accept-Encoding": "gzip"}) for _ in range(2)]
+    assert squeezed[0].get_data() == squeezed[1].get_data()  # no timestamp: the same bytes
+    assert gzip.decompress(squeezed[0].get_data()) == plain
+    assert len(squeezed[0].get_data()) < len(plain) / 2
+
+
 # -- the request body ---------------------------------------------------------------------
 
 
