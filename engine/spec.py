@@ -12,11 +12,13 @@ Limits (each optional) bound a job before it is queued: its size field by field,
 
 from typing import NamedTuple
 
+import numpy as np
+
 from .data import DATASETS, FIXED_CLASSES
 from .errors import SpecError
 from .losses import LOSSES
 from .nn import ACTIVATIONS
-from .numbers import finite_float
+from .numbers import finite_array, finite_float, finite_rows
 
 ENGINES = ("compiled", "reference")
 FIELDS = (
@@ -313,7 +315,7 @@ def _inline_data(check, spec, loss, max_samples):
         check.fail("data/x/0", "must be a non-empty list of numbers")
         return section, _DataShape(None, None, None)
     width = len(x[0])
-    rows = [_row(check, row, width, f"data/x/{i}") for i, row in enumerate(x)]
+    rows = _rows(check, x, width, "data/x")
     if y is None:
         return section, _DataShape(width, len(x), None)
     if len(y) != len(x):
@@ -321,6 +323,15 @@ def _inline_data(check, spec, loss, max_samples):
         return section, _DataShape(width, len(x), None)
     labels, outputs = _labels(check, y, loss)
     return {"x": rows, "y": labels}, _DataShape(width, len(x), outputs, loss == "ce")
+
+
+def _rows(check, rows, width, path):
+    """The rows as lists of floats: checked at once when all are good, else row by row to
+    name each bad one."""
+    good = finite_rows(rows, width)
+    if good is not None:
+        return good
+    return [_row(check, row, width, f"{path}/{i}") for i, row in enumerate(rows)]
 
 
 def _row(check, row, width, path):
@@ -348,6 +359,9 @@ def _labels(check, y, loss):
         return y, None
     if loss == "mse" and y and isinstance(y[0], list):
         return _target_rows(check, y)
+    fast = _good_labels(y, loss)
+    if fast is not None:
+        return fast
     convert, words = LABEL_RULES[loss]
     labels = []
     for i, v in enumerate(y):
@@ -361,12 +375,29 @@ def _labels(check, y, loss):
     return labels, 1
 
 
+def _good_labels(y, loss):
+    """_labels' answer when every label is good, found in a few passes in C; None when
+    one is not (each is then checked on its own, to name it)."""
+    array = finite_array(y)
+    if array is None:
+        return None
+    if loss == "hinge" or loss == "bce":
+        allowed = (-1.0, 1.0) if loss == "hinge" else (0.0, 1.0)
+        return (array.tolist(), 1) if np.isin(array, allowed).all() else None
+    if loss == "ce":
+        if not ((array >= 0) & (array == np.floor(array)) & (array < 2**53)).all():
+            return None
+        labels = array.astype(np.int64).tolist()
+        return labels, max(2, 1 + max(labels, default=0))
+    return array.tolist(), 1  # mse: any finite number
+
+
 def _target_rows(check, y):
     width = len(y[0])
     if not width:
         check.fail("data/y/0", "must be a non-empty list of numbers")
         return y, None
-    return [_row(check, row, width, f"data/y/{i}") for i, row in enumerate(y)], width
+    return _rows(check, y, width, "data/y"), width
 
 
 def _model(check, spec, shape, loss, max_parameters):

@@ -1,9 +1,15 @@
+import copy
 import json
 import time
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import engine.spec as spec_module
 from engine import SpecError, normalize_spec
+from engine.numbers import finite_array, finite_rows
 from engine.spec import (
     BASE_BYTES,
     COMPILED_BYTES_PER_PARAMETER,
@@ -291,3 +297,62 @@ def test_bad_timeout_is_named(timeout):
 def test_spec_must_be_an_object():
     with pytest.raises(SpecError, match="JSON object"):
         normalize_spec("moons")
+
+
+# --- inline data checked at once when it is all good, value by value when not ---
+
+GOOD = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(10**20), 10**20),
+    st.sampled_from([0, 1, -1, 2, 0.5, 1.0, -1.0, -0.0, 3.0, 2**53 + 1]),
+)
+BAD = st.sampled_from([True, False, None, "1", [1.0], {}, 10**400, float("nan"), float("inf")])
+
+
+def outcome(spec):
+    try:
+        return normalize_spec(spec)
+    except SpecError as error:
+        return error.errors
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 3).flatmap(
+        lambda width: st.lists(st.lists(GOOD, min_size=width, max_size=width), min_size=1)
+    ),
+    st.sampled_from(["hinge", "bce", "ce", "mse", "mse rows"]),
+    st.sampled_from(["none", "x value", "x row", "y value"]),
+    BAD,
+    st.randoms(use_true_random=False),
+)
+def test_data_checked_at_once_is_the_data_checked_value_by_value(x, loss, spoil, bad, rng):
+    labels = {"hinge": [-1, 1.0], "bce": [0, 1.0], "ce": [0, 1, 2, 5.0], "mse": [0.25, -3, 1e300]}
+    if loss == "mse rows":  # targets as rows
+        loss, y = "mse", copy.deepcopy(rng.sample(x, len(x)))
+    else:
+        y = [rng.choice(labels[loss]) for _ in x]
+    i = rng.randrange(len(x))
+    if spoil == "x value":
+        x[i][rng.randrange(len(x[i]))] = bad
+    elif spoil == "x row":
+        x[i] = x[i][1:] if len(x[i]) > 1 else [*x[i], 1.0]
+    elif spoil == "y value":
+        y[i] = bad if rng.random() < 0.5 else rng.choice([7, -1, 0.5, 2.0, 3])  # or a wrong label
+    spec = {"data": {"x": x, "y": y}, "loss": loss}
+    fast = outcome(copy.deepcopy(spec))
+    with (
+        mock.patch.object(spec_module, "finite_rows", lambda rows, width: None),
+        mock.patch.object(spec_module, "_good_labels", lambda y, loss: None),
+    ):
+        slow = outcome(copy.deepcopy(spec))
+    assert repr(fast) == repr(slow)  # the same floats and ints, or the same errors
+
+
+def test_good_data_takes_the_checks_at_once():
+    x = [[1, 2.5], [3, -4.0]]
+    assert finite_rows(x, 2) == [[1.0, 2.5], [3.0, -4.0]]
+    assert all(type(v) is float for row in finite_rows(x, 2) for v in row)
+    assert finite_rows([[1, 2], [3]], 2) is None and finite_rows([[1, True]], 2) is None
+    assert finite_array([1, 2.0, 10**300]).tolist() == [1.0, 2.0, 1e300]
+    assert finite_array([10**400]) is None and finite_array([float("inf")]) is None
