@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.spec import normalize_spec
 from engine.train import train
@@ -17,6 +19,7 @@ from service.api import create_app
 from service.stack import redis_server
 from service.store import ApiKeys, GraphStore, JobStore, Report
 from service.store.full import StoreFull
+from service.store.jobdata import canonical
 from service.store.queue import connect, make_queue, training_enqueuer
 from service.store.requeue import hand_back
 from service.store.retention import adopt_finished, sweep_expired
@@ -565,3 +568,21 @@ def test_reaper_passes_survive_a_full_redis(full, worker_env):
         store.get_job(job_id, tenant=TENANT) is None and store.redis.zcard(store.keys.jobs()) == 0
     )
     assert store.redis.zcard(store.keys.tenant_jobs(TENANT)) == 0
+
+
+NUMBER = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(-1e-3, 1e-3),  # the range where the spellings differ most
+    st.integers(-(10**30), 10**30),  # beyond 64 bits: the standard library's way
+    st.sampled_from([1e-5, 1e-4, 9.999e-5, 1e-7, 1e16, 1e15, 1.5e300, 5e-324, -0.0, 10.00001]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.lists(NUMBER, min_size=1, max_size=4), min_size=1, max_size=8),
+    st.lists(st.one_of(NUMBER, st.lists(NUMBER, max_size=3)), max_size=8),
+)
+def test_canonical_data_is_the_standard_librarys_text_byte_for_byte(x, y):
+    data = {"y": y, "x": x}  # keys sorted in the text
+    assert canonical(data) == json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
