@@ -9,7 +9,8 @@
 - big posts: 8 concurrent 30 MiB graph posts; the API's memory (RSS of gunicorn and its
   workers, sampled) and the statuses;
 - the JSON parse of the largest graph the defaults accept (500,000 nodes) and of a job's
-  1,000,000 samples, by the standard library (as before) and by api/jsonbody.py.
+  1,000,000 samples, by the standard library (as before) and by api/jsonbody.py; and
+  what those samples cost past the parse (their checks, their canonical text).
 
 `python -m bench.bench_request_path [slow|cpu|big|parse] [sync|gthread|gevent ...]` runs
 one part, the first two for each worker class named (default: the configured one,
@@ -27,15 +28,19 @@ import statistics
 import sys
 import threading
 import time
+from unittest import mock
 
+import orjson
 import psutil
 import requests
 
 from bench.bench_service import largest_graph
 from bench.servers import api
+from engine import spec
 from engine.value import paused_gc
 from service import strictjson
 from service.api.jsonbody import load_body
+from service.store.jobdata import canonical
 
 SMALL_GRAPH = {"nodes": [{"id": "a", "op": "input", "value": 2.0}]}
 WORKER_CLASSES = {
@@ -345,6 +350,31 @@ def parse_seconds() -> list[str]:
     return lines
 
 
+def submission_seconds() -> list[str]:
+    """What a job's 1,000,000 samples of inline data cost past the parse, each in the
+    same run as its baseline: normalize_spec checking the rows value by value (as it did)
+    against at once (engine/numbers.py), and the data's canonical text written by the
+    standard library against jobdata.canonical (orjson, the same bytes)."""
+    body = orjson.loads(training_data())
+    data = body["data"]
+    by_value = (lambda rows, width: None, lambda y, loss: None)  # the fast checks declined
+    with (
+        mock.patch.object(spec, "finite_rows", by_value[0]),
+        mock.patch.object(spec, "_good_labels", by_value[1]),
+    ):
+        one_by_one = cpu_seconds(lambda: spec.normalize_spec(body), 3)
+    at_once = cpu_seconds(lambda: spec.normalize_spec(body), 3)
+    stdlib = cpu_seconds(lambda: json.dumps(data, sort_keys=True, separators=(",", ":")), 3)
+    ours = cpu_seconds(lambda: canonical(data), 3)
+    assert canonical(data) == json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return [
+        f"  normalize_spec: value by value {one_by_one:.3f} s, at once {at_once:.3f} s "
+        f"({at_once / one_by_one:.2f}x), CPU, best of 3",
+        f"  the canonical text: json.dumps {stdlib:.3f} s, canonical {ours:.3f} s "
+        f"({ours / stdlib:.2f}x), the same bytes, CPU, best of 3",
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     part, names = (argv[0], argv[1:]) if argv else ("all", [])
@@ -366,6 +396,7 @@ def main(argv: list[str] | None = None) -> None:
             print("big posts:", *big_posts(base, pid, body), sep="\n", flush=True)
     if part in ("all", "parse"):
         print("JSON parse:", *parse_seconds(), sep="\n", flush=True)
+        print("a job's inline data:", *submission_seconds(), sep="\n", flush=True)
 
 
 if __name__ == "__main__":

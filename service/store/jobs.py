@@ -90,7 +90,7 @@ class JobStore:
         spec: Json,
         enqueue: Enqueue,
         idempotency: tuple[str, str, int] | None = None,
-        data: Json | None = None,
+        inline: bytes | None = None,
         *,
         tenant: str,
         max_active: int | None = None,
@@ -103,9 +103,9 @@ class JobStore:
         with another, IdempotencyKeyReused. A key whose job is gone (deleted, expired) is
         forgotten: a new job is made.
 
-        Inline data (`spec["data"]`; `data`, the data as the client sent it, is what is
-        kept, when given) is stored under a key of its own; the record's spec holds its
-        summary.
+        Inline data (`spec["data"]`) is stored under a key of its own as `inline`, its
+        canonical text (canonical(the data as the client sent it); made from spec["data"]
+        when not given); the record's spec holds its summary.
 
         With `max_active`, a tenant that has that many jobs queued or running gets
         TooManyActiveJobs instead (a replay is still given back). The count is read under
@@ -114,9 +114,8 @@ class JobStore:
         job_id, created = new_id(), time.time_ns() // 1000
         spec = dict(spec)
         metadata = spec.pop("metadata", None) or {}  # the job's own field, not training's
-        inline = None
         if "data" in spec:
-            inline = canonical(spec["data"] if data is None else data)
+            inline = canonical(spec["data"]) if inline is None else inline
             spec = {**spec, "data": summary(spec["data"], inline)}
         record = {
             "id": job_id,

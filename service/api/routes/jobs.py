@@ -4,7 +4,7 @@ delete."""
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Response, current_app, request
 from flask.views import MethodView
@@ -25,6 +25,7 @@ from schemas.dump import dumper
 
 from ...config import limits
 from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound, TooManyStreams
+from ...store.jobdata import canonical
 from ...store.keys import Keys
 from ...store.queue import training_enqueuer
 from ...strictjson import dumps
@@ -66,13 +67,25 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def idempotency(body: Any) -> tuple[str, str, int] | None:
+def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not IDEMPOTENCY_KEY.fullmatch(key):
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidParameter("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
-    return key, fingerprint(body), current_app.config["IDEMPOTENCY_TTL"]
+    return key
+
+
+class Submission(NamedTuple):
+    spec: dict
+    inline: bytes | None  # the inline data's canonical text
+    fingerprint: str | None  # the body's, when an Idempotency-Key came with it
+
+
+def submission(body: dict, limits: dict[str, int | None], keyed: bool) -> Submission:
+    """The CPU work of a submission, for the request to run in a native thread when its
+    body is large (a million samples: checked, written out and hashed in seconds)."""
+    spec = normalize_spec(body, limits)
+    inline = canonical(body["data"]) if "data" in spec else None
+    return Submission(spec, inline, fingerprint(body) if keyed else None)
 
 
 def generated_data(spec: dict) -> str:
@@ -184,15 +197,17 @@ class Jobs(MethodView):
     )
     def post(self, body: dict) -> tuple[dict, int, dict]:
         """Submit a training job: it is queued for a worker."""
-        spec = normalize_spec(body, limits(current_app.config))
-        refuse_unsafe_webhook(spec)
+        config, key = current_app.config, idempotency_key()
+        weight = request.content_length or 0
+        made = run_cpu_bound(weight, submission, body, limits(config), key is not None)
+        refuse_unsafe_webhook(made.spec)
         job, replayed = services().store.create_job(
-            spec,
+            made.spec,
             training_enqueuer(services().queue),
-            idempotency(body),
-            body.get("data"),
+            None if key is None else (key, made.fingerprint, config["IDEMPOTENCY_TTL"]),
+            made.inline,
             tenant=tenant(),
-            max_active=current_app.config["MAX_ACTIVE_JOBS"],
+            max_active=config["MAX_ACTIVE_JOBS"],
         )
         headers = {"Location": f"/v1/jobs/{job['id']}"}
         if replayed:
