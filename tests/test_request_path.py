@@ -6,6 +6,7 @@ answer is a quick 503 while the event loop goes on, and CPU-bound requests leave
 import contextlib
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -28,8 +29,9 @@ SLOW_CLIENTS = 50
 
 
 @contextlib.contextmanager
-def api_alone(redis_url, tmp_path, workers=1):
-    """The API under gunicorn with its config, and nothing else: its base URL."""
+def api_alone(redis_url, tmp_path, workers=1, **settings):
+    """The API under gunicorn with its config (and `settings`), and nothing else: its base
+    URL."""
     port = redis_server.free_port()
     env = {
         **os.environ,
@@ -40,6 +42,7 @@ def api_alone(redis_url, tmp_path, workers=1):
         "GRADSERVE_AUTH": "off",  # on loopback: tenant `local`, what matters here is the path
         "GRADSERVE_RATE_LIMIT": "",
         "GRADSERVE_RATE_LIMIT_SUBMIT": "",
+        **{f"GRADSERVE_{name}": value for name, value in settings.items()},
     }
     command = [sys.executable, "-m", "gunicorn", "-c", "python:service.api.gunicorn_conf"]
     with open(tmp_path / "gunicorn.log", "w") as log:
@@ -188,18 +191,37 @@ def test_redis_timeouts_hold_under_gevent_and_waiting_never_blocks_the_loop(sile
     assert healthz.status_code == 200 and healthz_seconds < 0.5
 
 
-def test_cpu_bound_requests_leave_the_event_loop_answering(redis_url, tmp_path):
-    big = json.dumps(largest_graph(200_000))  # 11 MiB: parsed and checked for about a second
-    with api_alone(redis_url, tmp_path) as base:  # every request on one process
+def job_with_samples(samples):
+    r = random.Random(0)
+    x = [[r.uniform(-1, 1), r.uniform(-1, 1)] for _ in range(samples)]
+    return {"data": {"x": x, "y": [r.choice([-1, 1]) for _ in x]}, "steps": 1}
+
+
+@pytest.mark.parametrize(
+    "path, make_body, headers",
+    [
+        ("/v1/graphs", lambda: largest_graph(200_000), {}),  # 11 MiB, parsed and checked
+        # 11 MiB: checked, written out, and the whole body's fingerprint taken (the same
+        # key and body again: the same job, replayed)
+        ("/v1/jobs", lambda: job_with_samples(200_000), {"Idempotency-Key": "on-the-loop"}),
+    ],
+    ids=["graph", "job"],
+)
+def test_cpu_bound_requests_leave_the_event_loop_answering(
+    redis_url, tmp_path, path, make_body, headers
+):
+    big = json.dumps(make_body())  # about a second of CPU each, on the loop or off it
+    # No worker takes the jobs: as many may wait as are posted.
+    with api_alone(redis_url, tmp_path, MAX_ACTIVE_JOBS="1000") as base:  # one process
         done = threading.Event()
         statuses = []
 
         def post_big():
             while not done.is_set():
                 response = requests.post(
-                    f"{base}/v1/graphs",
+                    f"{base}{path}",
                     data=big,
-                    headers={"Content-Type": "application/json"},
+                    headers={"Content-Type": "application/json", **headers},
                     timeout=120,
                 )
                 statuses.append(response.status_code)
