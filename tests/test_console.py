@@ -73,9 +73,12 @@ def test_generated_data_is_served_when_asked_for(client):
     spec = small_spec(loss="bce")
     job = client.post("/v1/jobs", json=spec).get_json()
     assert client.get(f"/v1/jobs/{job['id']}/data").status_code == 404  # as before
-    data = client.get(f"/v1/jobs/{job['id']}/data?generated=true").get_json()
+    served = client.get(f"/v1/jobs/{job['id']}/data?generated=true")
     x, y = load(normalize_spec(spec))
-    assert data == {"x": x.tolist(), "y": y.tolist()} and set(data["y"]) == {0.0, 1.0}
+    data = {"x": x.tolist(), "y": y.tolist()}
+    assert served.get_json() == data and set(data["y"]) == {0.0, 1.0}
+    # canonical, as inline data is served: the standard library's text, byte for byte
+    assert served.data == json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     bad = client.get(f"/v1/jobs/{job['id']}/data?generated=maybe")
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["path"] == "generated"
 

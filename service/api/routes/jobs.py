@@ -88,10 +88,10 @@ def submission(body: dict, limits: dict[str, int | None], keyed: bool) -> Submis
     return Submission(spec, inline, fingerprint(body) if keyed else None)
 
 
-def generated_data(spec: dict) -> str:
+def generated_data(spec: dict) -> bytes:
     """A generated data set as canonical JSON, as inline data is served."""
     x, y = load(spec)
-    return json.dumps({"x": x.tolist(), "y": y.tolist()}, sort_keys=True, separators=(",", ":"))
+    return canonical({"x": x.tolist(), "y": y.tolist()})
 
 
 def existing_job(job_id: str) -> dict:
