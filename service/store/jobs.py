@@ -103,9 +103,9 @@ class JobStore:
         with another, IdempotencyKeyReused. A key whose job is gone (deleted, expired) is
         forgotten: a new job is made.
 
-        Inline data (`spec["data"]`) is stored under a key of its own as `inline`, its
-        canonical text (canonical(the data as the client sent it); made from spec["data"]
-        when not given); the record's spec holds its summary.
+        Inline data is stored under a key of its own as its canonical text, and the
+        record's spec holds its summary: `inline` is that text when spec["data"] is the
+        summary already (jobdata.summary), else both are made from spec["data"].
 
         With `max_active`, a tenant that has that many jobs queued or running gets
         TooManyActiveJobs instead (a replay is still given back). The count is read under
@@ -114,8 +114,8 @@ class JobStore:
         job_id, created = new_id(), time.time_ns() // 1000
         spec = dict(spec)
         metadata = spec.pop("metadata", None) or {}  # the job's own field, not training's
-        if "data" in spec:
-            inline = canonical(spec["data"]) if inline is None else inline
+        if "data" in spec and inline is None:
+            inline = canonical(spec["data"])
             spec = {**spec, "data": summary(spec["data"], inline)}
         record = {
             "id": job_id,

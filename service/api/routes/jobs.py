@@ -11,6 +11,7 @@ from flask.views import MethodView
 
 from engine.data import load
 from engine.spec import MAX_METADATA_KEY, MAX_METADATA_PAIRS, normalize_spec
+from engine.value import paused_gc
 from schemas import (
     DataArgsSchema,
     HistoryArgsSchema,
@@ -25,7 +26,7 @@ from schemas.dump import dumper
 
 from ...config import limits
 from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound, TooManyStreams
-from ...store.jobdata import canonical
+from ...store.jobdata import canonical, summary
 from ...store.keys import Keys
 from ...store.queue import training_enqueuer
 from ...strictjson import dumps
@@ -75,7 +76,7 @@ def idempotency_key() -> str | None:
 
 
 class Submission(NamedTuple):
-    spec: dict
+    spec: dict  # its inline data, if any, as the summary the job resource shows
     inline: bytes | None  # the inline data's canonical text
     fingerprint: str | None  # the body's, when an Idempotency-Key came with it
 
@@ -83,9 +84,14 @@ class Submission(NamedTuple):
 def submission(body: dict, limits: dict[str, int | None], keyed: bool) -> Submission:
     """The CPU work of a submission, for the request to run in a native thread when its
     body is large (a million samples: checked, written out and hashed in seconds)."""
-    spec = normalize_spec(body, limits)
-    inline = canonical(body["data"]) if "data" in spec else None
-    return Submission(spec, inline, fingerprint(body) if keyed else None)
+    # The checked rows are a list each: made and dropped while the collector is paused,
+    # it never walks them (0.3 s of a 400,000-sample submission).
+    with paused_gc():
+        spec, inline = normalize_spec(body, limits), None
+        if "data" in spec:
+            inline = canonical(body["data"])
+            spec["data"] = summary(spec["data"], inline)
+        return Submission(spec, inline, fingerprint(body) if keyed else None)
 
 
 def generated_data(spec: dict) -> bytes:
