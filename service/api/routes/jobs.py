@@ -64,8 +64,8 @@ EXAMPLE = {
 
 def fingerprint(body: Any) -> str:
     """The same JSON body, however it was spaced or ordered, gives the same fingerprint."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def idempotency_key() -> str | None:
