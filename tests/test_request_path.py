@@ -204,8 +204,14 @@ def job_with_samples(samples):
         # 11 MiB: checked, written out, and the whole body's fingerprint taken (the same
         # key and body again: the same job, replayed)
         ("/v1/jobs", lambda: job_with_samples(200_000), {"Idempotency-Key": "on-the-loop"}),
+        # sent chunked, with no Content-Length to weigh it by (23 MiB: 1.4 s on a loop)
+        (
+            "/v1/jobs",
+            lambda: job_with_samples(400_000),
+            {"Transfer-Encoding": "chunked", "Idempotency-Key": "chunked"},
+        ),
     ],
-    ids=["graph", "job"],
+    ids=["graph", "job", "chunked job"],
 )
 def test_cpu_bound_requests_leave_the_event_loop_answering(
     redis_url, tmp_path, path, make_body, headers
@@ -218,9 +224,10 @@ def test_cpu_bound_requests_leave_the_event_loop_answering(
 
         def post_big():
             while not done.is_set():
+                chunked = headers.get("Transfer-Encoding") == "chunked"
                 response = requests.post(
                     f"{base}{path}",
-                    data=big,
+                    data=iter([big.encode()]) if chunked else big,  # an iterator: chunked
                     headers={"Content-Type": "application/json", **headers},
                     timeout=120,
                 )

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from engine.spec import normalize_spec
 from engine.train import train
 from service.api import create_app
+from service.api.routes.jobs import fingerprint
 from service.stack import redis_server
 from service.store import ApiKeys, GraphStore, JobStore, Report
 from service.store.full import StoreFull
@@ -586,3 +587,18 @@ NUMBER = st.one_of(
 def test_canonical_data_is_the_standard_librarys_text_byte_for_byte(x, y):
     data = {"y": y, "x": x}  # keys sorted in the text
     assert canonical(data) == json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(NUMBER, min_size=1, max_size=3), min_size=1, max_size=5),
+    st.lists(NUMBER, max_size=5),
+    st.dictionaries(
+        st.text(max_size=4),  # keys before and after "data", non-ASCII ones too
+        st.one_of(st.text(max_size=4), NUMBER, st.none(), st.lists(NUMBER, max_size=2)),
+        max_size=4,
+    ),
+)
+def test_a_fingerprint_with_the_data_written_once_is_the_whole_bodys(x, y, rest):
+    body = {**rest, "data": {"x": x, "y": y}}
+    assert fingerprint(body, canonical(body["data"])) == fingerprint(body)
