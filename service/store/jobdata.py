@@ -28,9 +28,15 @@ def canonical(data: Json) -> bytes:
     except orjson.JSONEncodeError:
         text = b"null"
     if b"null" in text:  # orjson's NaN, or what it cannot write: as the standard library does
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+        return sorted_json(data)
     text = _TINY.sub(_python_repr, text)
     return _EXPONENT.sub(_python_exponent, text)
+
+
+def sorted_json(value: Any) -> bytes:
+    """`json.dumps(value, sort_keys=True, separators=(",", ":"))`: the canonical writing of
+    any JSON value, as the standard library makes it (NaN refused)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 _TINY = re.compile(rb"0\.0000\d+")  # under 1e-4 in positional form, or the tail of a number

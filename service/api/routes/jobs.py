@@ -2,7 +2,6 @@
 delete."""
 
 import hashlib
-import json
 import re
 from typing import Any, NamedTuple
 
@@ -26,7 +25,7 @@ from schemas.dump import dumper
 
 from ...config import limits
 from ...errors import InvalidParameter, JobFinished, NoInlineData, NotFound, TooManyStreams
-from ...store.jobdata import canonical, summary
+from ...store.jobdata import canonical, sorted_json, summary
 from ...store.keys import Keys
 from ...store.queue import training_enqueuer
 from ...strictjson import dumps
@@ -69,20 +68,14 @@ def fingerprint(body: Any, data_text: bytes | None = None) -> str:
     data is not written again: one call writing it would hold the GIL, and so the event
     loop, for a second per 20 MiB."""
     if data_text is None:
-        text = _sorted_json(body).encode()
+        text = sorted_json(body)
     else:  # the object as json.dumps writes it: its items in key order
         items = (
-            _sorted_json(key).encode()
-            + b":"
-            + (data_text if key == "data" else _sorted_json(value).encode())
+            sorted_json(key) + b":" + (data_text if key == "data" else sorted_json(value))
             for key, value in sorted(body.items())
         )
         text = b"{" + b",".join(items) + b"}"
     return hashlib.sha256(text).hexdigest()
-
-
-def _sorted_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def idempotency_key() -> str | None:
