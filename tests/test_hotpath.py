@@ -1,12 +1,13 @@
 """The hot path (service/api/hotpath.py) answers the polled job GET and the small graph
 POST below Flask. Each of its answers is the one Flask's own route gives (status, headers,
 body), every request is counted once whichever of the two answers it, and a request it
-begins but does not finish (no such job, a spent budget, a bad body, an answer to gzip)
-Flask finishes with nothing counted or written twice. On the real Redis, each request made
-twice: through the app as served (hot path first) and through Flask alone."""
+begins but does not finish (no such job, a spent budget, an answer to gzip) Flask finishes
+with nothing counted or written twice. On the real Redis, each request made twice: through
+the app as served (hot path first) and through Flask alone."""
 
 import gzip
 import json
+import time
 
 import pytest
 from flask import Flask
@@ -244,10 +245,33 @@ def test_a_bad_graph_is_flasks_problem_counted_once(pair, case):
     first, second, third = (
         c.post("/v1/graphs", data=body, headers=typed) for c in (hot, flask, hot)
     )
-    assert [how_answered(r) for r in (first, second, third)] == HANDED_FLASK_HANDED
+    assert [how_answered(r) for r in (first, second, third)] == ["flask"] * 3  # counted there
     same_answer(first, second)
     check_problem(first.status_code, first.headers["Content-Type"], first.get_json(), status, where)
     assert remaining(first) - 1 == remaining(second) == remaining(third) + 1
+
+
+def test_a_graph_over_budget_is_flasks_429_and_stores_nothing(make_app, api_key):
+    """A small graph is counted and stored in one call, after its evaluation: a refused one
+    stores nothing, and the caller's next graphs go to Flask, which counts before any work,
+    until its budget has room again."""
+    app = make_app(RATE_LIMIT_SUBMIT="2/2 seconds")
+    hot, graphs = served(app, api_key), app.extensions["gradserve"].graphs
+
+    def stored() -> list:
+        return sorted(graphs.redis.scan_iter(graphs.keys.graph("*")))
+
+    answered = [hot.post("/v1/graphs", json=MICROGRAD_GRAPH) for _ in range(2)]
+    assert [(how_answered(r), r.status_code) for r in answered] == [("hot", 201)] * 2
+    before = stored()
+    refused = hot.post("/v1/graphs", json=MICROGRAD_GRAPH)
+    assert how_answered(refused) == "handed over" and refused.status_code == 429
+    assert stored() == before  # neither the result nor the document
+    again = hot.post("/v1/graphs", json=MICROGRAD_GRAPH)
+    assert how_answered(again) == "flask" and again.status_code == 429
+    time.sleep(int(refused.headers["Retry-After"]))  # the budget has room again
+    later = hot.post("/v1/graphs", json=MICROGRAD_GRAPH)
+    assert how_answered(later) == "hot" and later.status_code == 201
 
 
 def test_a_large_graph_answer_is_gzipped_by_flask(make_app, api_key):

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from service.errors import IdempotencyKeyReused, InvalidParameter
-from service.store import ApiKeys, GraphStore, JobStore, Keys, Report, WebhookSecrets
+from service.store import (
+    ApiKeys,
+    Budget,
+    GraphStore,
+    JobStore,
+    Keys,
+    RateCounts,
+    Report,
+    WebhookSecrets,
+)
 from service.store import checkpoint as checkpoints
 from service.store.cursor import decode_cursor, encode_cursor
 
@@ -353,6 +362,30 @@ def test_a_graph_evaluated_in_the_request_keeps_its_document(redis_client):
     )
     assert graphs.document(graph_id) == b'{"nodes": [1]}'
     assert 0 < redis_client.ttl(graphs.keys.graph_doc(graph_id)) <= 30
+
+
+def test_a_counted_request_runs_its_writes_in_the_count_and_a_refused_one_none(redis_client):
+    """A small graph evaluated in the request is counted and stored in one call: stored
+    only if counted, and stored too when no budget applies (rate limits off)."""
+    counts, graphs = RateCounts(redis_client), GraphStore(redis_client)
+    one = [Budget("b", 1, 60.0)]
+
+    def writes():
+        return graphs.result_writes('{"value":1.0}', 30, b'{"nodes": [1]}', tenant=TENANT)
+
+    counted_id, counted_writes = writes()
+    assert counts.spend("caller", one, writes=counted_writes)[0] is None
+    assert graphs.get(counted_id, tenant=TENANT) == ("succeeded", b'{"value":1.0}', None)
+    assert graphs.document(counted_id) == b'{"nodes": [1]}'
+    assert 0 < redis_client.ttl(graphs.keys.graph(counted_id)) <= 30
+    assert 0 < redis_client.ttl(graphs.keys.graph_doc(counted_id)) <= 30
+    refused_id, refused_writes = writes()
+    assert counts.spend("caller", one, writes=refused_writes)[0] == 0  # the budget is spent
+    assert graphs.get(refused_id, tenant=TENANT) is None
+    assert graphs.document(refused_id) is None
+    free_id, free_writes = writes()
+    assert counts.spend("caller", [], writes=free_writes)[0] is None
+    assert graphs.get(free_id, tenant=TENANT)[0] == "succeeded"
 
 
 def test_every_key_is_under_the_prefix(redis_client):

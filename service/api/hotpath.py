@@ -6,14 +6,16 @@ same calls the app's hooks and route make, on the same stores, for the same answ
 
 Only the plain case is answered here. A request this path does not take on (another route
 or method, a query string, `Prefer`, no valid key, a body that is not plainly JSON or is
-over the bound) goes to Flask untouched. One it has begun (its key checked, the request
-counted, its body read) but does not finish (a budget spent, no such job, a body whose
-error the app words, an answer big enough to gzip, a failed write) goes to Flask with a
-Handover (api/handover.py) of what was done, so nothing is counted or written twice."""
+over the bound, a graph the app would refuse or queue, a caller refused of late) goes to
+Flask untouched. One it has begun (its key checked, the request counted) but does not
+finish (a budget spent, no such job, a record the route cannot read, an answer big enough
+to gzip, Redis failing) goes to Flask with a Handover (api/handover.py) of what was done,
+so nothing is counted or written twice."""
 
 import io
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,15 +34,16 @@ from .extensions import Services
 from .handover import KEY, Handover
 from .jsonbody import load_body
 from .metrics import ROUTE, StartResponse, WSGIApplication, WSGIEnvironment
-from .ratelimit import Limiter, Spent, headers_of
+from .ratelimit import Limit, Limiter, Spent, headers_of
 from .routes.graphs import JSON, evaluated, graph_json, parse
 from .routes.jobs import JOB
 
 JOBS, JOB_ROUTE, GRAPHS = "/v1/jobs/", "/v1/jobs/<job_id>", "/v1/graphs"
 """The paths served here (the job's as its prefix), and the routes metrics count them by."""
 GRAPH_SCHEMA = GraphSchema()
-REMEMBERED_BODIES = 1024
-"""Polled jobs whose body a process remembers (each with the record it was made from)."""
+REMEMBERED_BODIES = REMEMBERED_CALLERS = 1024
+"""Polled jobs whose body a process remembers (each with the record it was made from), and
+refused callers it remembers (each until its budget has room again)."""
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,8 @@ class HotPath:
         """job id: (tenant, record, body). The record is read from Redis on every request;
         a record read again unchanged (a queued or finished job, a running one between two
         steps) is answered with the body made from it, not decoded and dumped again."""
+        self.refused: dict[str, float] = {}
+        """caller: when the budget that refused it last has room again (Unix time)."""
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if not (environ.get("QUERY_STRING") or "HTTP_PREFER" in environ):
@@ -102,24 +107,34 @@ class HotPath:
             return None
         return (tenant, keys.key_id(token)) if tenant is not None else None
 
+    def budgets(
+        self, environ: WSGIEnvironment, who: tuple[str, str | None], submission: bool
+    ) -> tuple[str, list[Limit]]:
+        """Whose budgets the request spends, and which (the rate limiter's hook's)."""
+        return self.limiter.budgets_of(who[1], environ.get("REMOTE_ADDR"), submission)
+
     def count(
         self,
-        environ: WSGIEnvironment,
         who: tuple[str, str | None],
-        submission: bool,
-        read: str | None,
+        budgets: tuple[str, list[Limit]],
+        read: str | None = None,
+        writes: Sequence[Sequence[Any]] = (),
     ) -> tuple[Handover, bool]:
         """The request counted as the rate limiter's hook counts it, the record at `read`
-        read in the same round trip (the handover's read_ahead): the handover so far, and whether
-        the request goes on here (False: refused, or Redis failed: the app answers it as it
-        would)."""
+        read and `writes` run in the same call (if counted): the handover so far, and
+        whether the request goes on here (False: refused, or Redis failed: the app answers
+        it as it would)."""
         tenant, key_id = who
-        caller, limits = self.limiter.budgets_of(key_id, environ.get("REMOTE_ADDR"), submission)
+        caller, limits = budgets
         try:
-            spent, record = self.limiter.count(caller, limits, read)
+            spent, record = self.limiter.count(caller, limits, read, writes)
         except redis.RedisError as error:  # as the hook: through, and the route meets Redis
             log.warning("rate limit not counted: Redis failed: %s", error)
             return Handover(tenant, key_id), False
+        if spent is not None and spent.breached:
+            if len(self.refused) >= REMEMBERED_CALLERS:
+                del self.refused[next(iter(self.refused))]  # the one remembered first
+            self.refused[caller] = spent.window.oldest + spent.limit.period
         return Handover(tenant, key_id, spent, record), spent is None or not spent.breached
 
     def job(
@@ -129,7 +144,8 @@ class HotPath:
         if who is None:
             return self.app(environ, start_response)
         store = self.services.store
-        handover, going = self.count(environ, who, False, store.record_key(job_id))
+        budgets = self.budgets(environ, who, False)
+        handover, going = self.count(who, budgets, read=store.record_key(job_id))
         if not going:
             return self.hand_over(environ, start_response, handover)
         body = self.job_body(job_id, handover.tenant, handover.read_ahead)
@@ -156,32 +172,37 @@ class HotPath:
         return body
 
     def graph(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Evaluated first, then counted and stored in one round trip: a request the app
+        would refuse or fail goes to it untouched (it counts before any work), and so does
+        every request of a caller refused of late (until its budget has room again), so a
+        refused flood costs its counts, not its evaluations."""
         who = self.caller(environ)
         if who is None:
             return self.app(environ, start_response)
-        handover, going = self.count(environ, who, True, None)
-        if not going:
-            return self.hand_over(environ, start_response, handover)
+        budgets = self.budgets(environ, who, True)
+        if self.refused.get(budgets[0], 0.0) > time.time():
+            return self.app(environ, start_response)
         config = self.config
         try:
             body = read_body(environ, config["MAX_CONTENT_LENGTH"], config["REQUEST_READ_TIMEOUT"])
-        except HTTPException as error:
+        except HTTPException as error:  # the body is gone: counted here, answered there
+            handover, _ = self.count(who, budgets)
             return self.hand_over(environ, start_response, replace(handover, outcome=error))
         environ["wsgi.input"] = io.BytesIO(body)  # read again by the app if it takes over
         try:
             document = load_body(body, config["MAX_JSON_DEPTH"], config["MAX_JSON_NUMBER_DIGITS"])
             parsed = parse(GRAPH_SCHEMA.load(document), config["MAX_GRAPH_NODES"])
             if len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
-                return self.hand_over(environ, start_response, handover)  # to be queued
+                return self.app(environ, start_response)  # to be queued
             result_json = evaluated(parsed)
         except Exception:  # invalid: the route fails the same way, and words the problem
+            return self.app(environ, start_response)
+        graph_id, writes = self.services.graphs.result_writes(
+            result_json, config["GRAPH_TTL"], body, tenant=who[0]
+        )
+        handover, counted = self.count(who, budgets, writes=writes)
+        if not counted:  # refused, nothing written; or Redis failed: the route tries again
             return self.hand_over(environ, start_response, handover)
-        try:
-            graph_id = self.services.graphs.save_result(
-                result_json, config["GRAPH_TTL"], body, tenant=handover.tenant
-            )
-        except redis.RedisError as error:
-            return self.hand_over(environ, start_response, replace(handover, outcome=error))
         answer = graph_json(graph_id, "succeeded", result_json)
         headers = [("Location", f"{GRAPHS}/{graph_id}"), ("Vary", "Prefer")]
         if len(answer) >= config["GZIP_MIN_BYTES"]:

@@ -24,7 +24,7 @@ memory ceiling refuses the limiter's writes)."""
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import Any
@@ -137,15 +137,19 @@ class Limiter:
         return None
 
     def count(
-        self, caller: str, limits: list[Limit], read: str | None = None
+        self,
+        caller: str,
+        limits: list[Limit],
+        read: str | None = None,
+        writes: Sequence[Sequence[Any]] = (),
     ) -> tuple[Spent | None, dict[bytes, bytes] | None]:
         """Count one request of `caller` against `limits` (refused: counted in none): what
         its tightest budget says (None without budgets), and the hash at key `read`, read
-        in the same round trip (None: not asked, or the request was refused). Raises
+        in the same round trip (None: not asked, or the request was refused). `writes`
+        (Redis commands) run in the same call if the request is counted. Raises
         redis.RedisError."""
-        breached, windows, found = self.counts.spend(
-            caller, [limit.budget for limit in limits], read
-        )
+        budgets = [limit.budget for limit in limits]
+        breached, windows, found = self.counts.spend(caller, budgets, read, writes=writes)
         if not limits:
             return None, found
         if breached is not None:

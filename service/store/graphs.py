@@ -42,19 +42,31 @@ class GraphStore:
         self._set_if_exists = connection.register_script(scripts.SET_IF_EXISTS)
         self.batcher = Batcher(connection)
 
+    def result_writes(
+        self, result_json: str | bytes, ttl: int, document: bytes | None = None, *, tenant: str
+    ) -> tuple[str, list[tuple]]:
+        """A new graph's id, and the Redis commands that store an evaluation done in the
+        request as succeeded, `tenant`'s, with its document (to be drawn). No MULTI: nobody
+        knows the id before they have run."""
+        graph_id, ttl = new_id(), min(ttl, self.retention)
+        key = self.keys.graph(graph_id)
+        writes = [
+            ("HSET", key, "status", "succeeded", "result", result_json, "tenant", tenant),
+            ("EXPIRE", key, ttl),
+        ]
+        if document is not None:
+            writes.append(("SET", self.keys.graph_doc(graph_id), document, "EX", ttl))
+        return graph_id, writes
+
     def save_result(
         self, result_json: str | bytes, ttl: int, document: bytes | None = None, *, tenant: str
     ) -> str:
-        """An evaluation done in the request: stored as succeeded, `tenant`'s, with its
-        document (to be drawn); its id."""
-        graph_id, ttl = new_id(), min(ttl, self.retention)
-        key = self.keys.graph(graph_id)
+        """An evaluation done in the request, stored (result_writes); its id."""
+        graph_id, writes = self.result_writes(result_json, ttl, document, tenant=tenant)
 
-        def save(pipe: Pipeline) -> None:  # no MULTI: nobody knows the id before this returns
-            pipe.hset(key, mapping={"status": "succeeded", "result": result_json, "tenant": tenant})
-            pipe.expire(key, ttl)
-            if document is not None:
-                pipe.set(self.keys.graph_doc(graph_id), document, ex=ttl)
+        def save(pipe: Pipeline) -> None:
+            for command in writes:
+                pipe.execute_command(*command)
 
         if len(result_json) + len(document or b"") <= BATCHED_BYTES:
             self.batcher.execute(save)
