@@ -1,6 +1,7 @@
 """`evaluate`: a graph/1 document's values and gradients, on whichever engine is faster
-for its size: the Value engine (engine.graph) or the compiled program (engine.compiled),
-which reads a large document as columns (engine.columns)."""
+for its size: a small graph in Python, op by op on floats with the Value engine's
+arithmetic (engine.graph), a large one on the compiled program (engine.compiled), which
+reads the document as columns (engine.columns)."""
 
 from .columns import GraphColumns, columns_of
 from .compiled import evaluate_compiled

@@ -206,6 +206,8 @@ def _node_attr(node, op, where, error):
 
 # op: its node on Values, from its operands and attribute (an input's is its value)
 ON_VALUES = {op.name: op.on_values for op in OPS} | {"input": lambda args, value: Value(value)}
+_FORWARD = {op.name: op.forward for op in OPS if op.forward}
+_BACKWARD = {op.name: op.backward for op in OPS if op.backward}
 
 
 def apply_op(op, args, attr):
@@ -214,6 +216,64 @@ def apply_op(op, args, attr):
 
 
 def evaluate_parsed(parsed):
+    """Values and gradients of a ParsedGraph: on Python floats when each is finite (2 to 3
+    times as fast: no Value, closure or topological sort per node), else on the Value
+    engine, whose NumericError names the node."""
+    return _on_floats(parsed) or evaluate_on_values(parsed)
+
+
+def _on_floats(parsed):
+    """The Value engine's arithmetic op by op (engine.ops's float forms), gradients summed
+    from the output back in document order (a topological order: operands come first), so
+    a node with three or more uses may round its gradient otherwise (tests hold both within
+    1e-12 of the sizes summed). None when a value or gradient is not finite."""
+    ids, ops, inputs, attrs, out = parsed
+    values = []
+    append = values.append
+    try:
+        for op, refs, attr in zip(ops, inputs, attrs, strict=True):
+            if not refs:  # an input: its value
+                y = float(attr)
+            elif op == "add" and len(refs) == 2:  # most nodes: inline, no call
+                y = values[refs[0]] + values[refs[1]]
+            elif op == "mul" and len(refs) == 2:
+                y = values[refs[0]] * values[refs[1]]
+            else:
+                y = _FORWARD[op]([values[j] for j in refs], attr)
+            if y - y:  # inf or nan
+                return None
+            append(y)
+    except (ArithmeticError, ValueError):
+        return None
+    grads, used = [0.0] * len(values), [False] * len(values)
+    grads[out], used[out] = 1.0, True
+    for i in range(out, -1, -1):  # only the nodes the output uses, as backward() walks
+        refs = inputs[i]
+        if not (used[i] and refs):
+            continue
+        g, op = grads[i], ops[i]
+        if len(refs) == 2 and (op == "add" or op == "mul"):  # inline, as in the forward pass
+            a, b = refs
+            grads[a] += g if op == "add" else values[b] * g
+            grads[b] += g if op == "add" else values[a] * g
+            used[a] = used[b] = True
+            continue
+        shares = _BACKWARD[op]([values[j] for j in refs], values[i], g, attrs[i])
+        for j, share in zip(refs, shares, strict=True):
+            grads[j] += share
+            used[j] = True
+    for g in grads:
+        if g - g:
+            return None
+    return {
+        "output": ids[out],
+        "value": values[out],
+        "values": dict(zip(ids, values, strict=True)),
+        "grads": dict(zip(ids, grads, strict=True)),
+    }
+
+
+def evaluate_on_values(parsed):
     """Evaluate a ParsedGraph on the Value engine; a NumericError names the node."""
     ids, values, on_values = parsed.ids, [], ON_VALUES
     with paused_gc():

@@ -23,7 +23,7 @@ from engine.columns import (
 )
 from engine.compiled.evaluate import entries_of, evaluate_compiled, result_json
 from engine.evaluate import COMPILED_FROM_NODES, evaluate, parse
-from engine.graph import evaluate_parsed, parse_graph
+from engine.graph import evaluate_on_values, parse_graph
 from tests.test_compiled import REL, close, graphs, same_numeric_error
 from tests.test_compiled import outcome as numeric_outcome
 from tests.test_graph import BAD_GRAPHS, CONTRACT_EXAMPLE
@@ -190,7 +190,7 @@ def test_a_broken_or_unusual_graph_reads_as_the_dict_path_reads_it(doc, i, mutat
 @given(graphs())
 def test_the_array_path_gives_the_value_engines_values_gradients_and_errors(doc):
     columns = columns_of(doc)
-    want = numeric_outcome(evaluate_parsed, parse_graph(doc))
+    want = numeric_outcome(evaluate_on_values, parse_graph(doc))
     got = numeric_outcome(evaluate_compiled, columns)
     if isinstance(want, NumericError):
         same_numeric_error(got, want)
@@ -223,7 +223,7 @@ def test_the_bench_graphs_shape_gives_the_value_engines_results():
     assert not isinstance(parse(doc), tuple.__class__) and type(parse(doc)).__name__ == (
         "GraphColumns"
     )
-    got, want = evaluate(doc), evaluate_parsed(parse_graph(doc))
+    got, want = evaluate(doc), evaluate_on_values(parse_graph(doc))
     assert list(got["values"]) == list(want["values"])
     assert close(list(got["values"].values()), list(want["values"].values()))
     assert close(list(got["grads"].values()), list(want["grads"].values()))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from engine import MLP, NumericError, Value
 from engine.compiled import CompiledBackend, compile_program, evaluate_compiled, trace
 from engine.compiled.kernels import DotGroup
-from engine.graph import evaluate_parsed, parse_graph
+from engine.graph import evaluate_on_values, evaluate_parsed, parse_graph
 from engine.ops import BY_NAME
 from engine.train import make_backend, train
 from tests import gradcheck
@@ -307,15 +307,47 @@ X_OVER_X_MINUS_X = {  # d/dx = 1/x - x/x^2 - 1: terms of 1.5e70 cancel to -1
 @example(X_OVER_X_MINUS_X, 16)
 def test_evaluation_matches_the_value_engine(doc, scalar_below):
     parsed = parse_graph(doc)
-    want = outcome(evaluate_parsed, parsed)
-    program_eval = lambda p: _evaluate_with(p, scalar_below)  # noqa: E731
-    got = outcome(program_eval, parsed)
+    want = outcome(evaluate_on_values, parsed)
+    got = outcome(lambda p: _evaluate_with(p, scalar_below), parsed)
     if isinstance(want, NumericError):
         same_numeric_error(got, want)
         return
     assert not isinstance(got, NumericError), got
-    assert got["output"] == want["output"] and list(got["values"]) == list(want["values"])
     assert close(list(got["values"].values()), list(want["values"].values()))
+    same_gradients(got, want, parsed)
+
+
+UNUSED_PRODUCT_OVERFLOWS = {  # no exception: the product is inf, and the output is x
+    "nodes": [
+        {"id": "x", "op": "input", "value": 1e200},
+        {"id": "xx", "op": "mul", "inputs": ["x", "x"]},
+        {"id": "y", "op": "tanh", "inputs": ["x"]},
+    ],
+    "output": "y",
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(graphs())
+@example(X_OVER_X_MINUS_X)
+@example(UNUSED_PRODUCT_OVERFLOWS)
+def test_a_small_graph_on_floats_matches_the_value_engine(doc):
+    """evaluate_parsed runs a small graph on Python floats: the Value engine's values to the
+    last bit, its gradients summed in another order, its errors word for word (a graph with
+    anything not finite is run on Values)."""
+    parsed = parse_graph(doc)
+    want, got = outcome(evaluate_on_values, parsed), outcome(evaluate_parsed, parsed)
+    if isinstance(want, NumericError):
+        assert isinstance(got, NumericError) and (str(got), got.node) == (str(want), want.node)
+        return
+    assert not isinstance(got, NumericError), got
+    assert got["value"] == want["value"] and got["values"] == want["values"]
+    same_gradients(got, want, parsed)
+
+
+def same_gradients(got, want, parsed):
+    """The same output and nodes; the gradients within REL of their scale."""
+    assert got["output"] == want["output"] and list(got["values"]) == list(want["values"])
     # Gradients accumulate in another order here; where terms cancel (1 = 33333 - 33332)
     # the rounding is relative to the terms, not to their sum: the scale of a node is the
     # graph's largest gradient or the size of the terms that reach it, if larger.
@@ -356,7 +388,7 @@ def _evaluate_with(parsed, scalar_below):
 
 def test_evaluate_compiled_matches_on_a_deep_chain():
     parsed = parse_graph(chain_doc(20_000))
-    got, want = evaluate_compiled(parsed), evaluate_parsed(parsed)
+    got, want = evaluate_compiled(parsed), evaluate_on_values(parsed)
     assert got["value"] == want["value"]  # same ops in the same order: the same floats
     assert close(list(got["grads"].values()), list(want["grads"].values()))
 

@@ -41,7 +41,7 @@ def compiled_calls(monkeypatch):
     return calls
 
 
-def test_small_graphs_take_the_value_engine_large_ones_the_compiled_program(compiled_calls):
+def test_small_graphs_are_evaluated_in_python_large_ones_on_the_compiled_program(compiled_calls):
     below, at = chain(COMPILED_FROM_NODES - 1), chain(COMPILED_FROM_NODES)
     assert evaluate(below) == evaluate_parsed(parse_graph(below))
     assert compiled_calls == []
