@@ -3,6 +3,8 @@
 import pytest
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from hypothesis import given
+from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from engine.data import DATASETS, GENERATORS
@@ -23,6 +25,7 @@ from schemas import (
     ProblemSchema,
 )
 from schemas.dump import dumper
+from schemas.graph import plain_graph
 
 from .service_helpers import MICROGRAD_GRAPH
 
@@ -283,3 +286,32 @@ def test_the_compiled_dump_is_marshmallows(record):
     fast, slow = dumper(schema)(record), schema.dump(record)
     assert fast == slow
     assert repr(fast) == repr(slow)  # the same types and key order
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+ENVELOPES = st.dictionaries(
+    st.sampled_from(["format", "nodes", "output", "Nodes", "attrs", ""]), JSON_VALUES
+) | st.builds(
+    lambda nodes, extra: {**MICROGRAD_GRAPH, "nodes": nodes, **extra},
+    st.lists(JSON_VALUES, max_size=3),
+    st.dictionaries(st.sampled_from(["format", "output"]), st.text(max_size=8) | JSON_VALUES),
+)
+
+
+@given(ENVELOPES | JSON_VALUES)
+def test_a_plain_graph_envelope_loads_as_graph_schema_loads_it(document):
+    """The hot POST's envelope check (schemas.graph.plain_graph) gives GraphSchema().load's
+    result, or None and GraphSchema decides: never a document GraphSchema refuses."""
+    fast = plain_graph(document)
+    if fast is None:
+        return
+    assert fast == GraphSchema().load(document)
+
+
+def test_the_readme_graph_is_a_plain_envelope():
+    assert plain_graph(MICROGRAD_GRAPH) == GraphSchema().load(MICROGRAD_GRAPH)
+    assert plain_graph({**MICROGRAD_GRAPH, "output": None}) is None  # marshmallow words it

@@ -24,6 +24,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from schemas import GraphSchema
+from schemas.graph import plain_graph
 
 from ..store import LOCAL_TENANT
 from ..store.ids import ID_PATTERN
@@ -191,7 +192,8 @@ class HotPath:
         environ["wsgi.input"] = io.BytesIO(body)  # read again by the app if it takes over
         try:
             document = load_body(body, config["MAX_JSON_DEPTH"], config["MAX_JSON_NUMBER_DIGITS"])
-            parsed = parse(GRAPH_SCHEMA.load(document), config["MAX_GRAPH_NODES"])
+            envelope = plain_graph(document) or GRAPH_SCHEMA.load(document)
+            parsed = parse(envelope, config["MAX_GRAPH_NODES"])
             if len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
                 return self.app(environ, start_response)  # to be queued
             result_json = evaluated(parsed)
