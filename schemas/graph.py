@@ -61,8 +61,8 @@ ENVELOPE = frozenset(GraphSchema().fields)
 
 
 def plain_graph(document: Any) -> dict | None:
-    """GraphSchema().load(document) without marshmallow's machinery (a tenth of a small
-    graph's evaluation), for a plainly well-formed envelope: an object of GraphSchema's
+    """GraphSchema().load(document) without marshmallow's machinery (4% of a small graph
+    POST's CPU, docs/BENCHMARKS.md), for a plainly well-formed envelope: an object of GraphSchema's
     fields only, `nodes` a list, `format` and `output` strings if given. None for anything
     else: GraphSchema loads it, or words its problem (tests/test_schemas.py holds the two
     together)."""
