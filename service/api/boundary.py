@@ -20,10 +20,18 @@ log = logging.getLogger(__name__)
 
 
 def problem_response(body: problems.Problem, headers: dict[str, str] | None = None) -> Response:
-    body.setdefault("instance", request.path)
     return current_app.response_class(
-        dumps(body), status=body["status"], mimetype=PROBLEM_JSON, headers=headers
+        problem_json(body, request.path),
+        status=body["status"],
+        mimetype=PROBLEM_JSON,
+        headers=headers,
     )
+
+
+def problem_json(body: problems.Problem, path: str) -> str:
+    """The problem as served: its instance the request's path unless it names its own."""
+    body.setdefault("instance", path)
+    return dumps(body)
 
 
 def flatten(messages: Any, path: str = "") -> list[dict[str, str]]:
@@ -83,9 +91,13 @@ def from_rate_limited(error: RateLimited) -> Response:
     """Over a rate limit (service/api/ratelimit.py): 429 naming the budget. Its after-request
     hook sets Retry-After to the wait until the budget frees a request and adds the
     RateLimit-* headers; the whole window, here, stands in if it could not tell."""
+    return problem_response(rate_limited(error), {"Retry-After": str(error.period)})
+
+
+def rate_limited(error: RateLimited) -> problems.Problem:
+    """The 429's problem (the hot path, api/hotpath.py, serves it too)."""
     detail = f"{error.description}: at most {error.limit}; try again after Retry-After seconds"
-    body = problems.problem("Too many requests", 429, detail, "rate-limited", limit=error.limit)
-    return problem_response(body, {"Retry-After": str(error.period)})
+    return problems.problem("Too many requests", 429, detail, "rate-limited", limit=error.limit)
 
 
 def from_invalid_input(error: InvalidInput) -> Response:

@@ -31,15 +31,17 @@ from ..store.ids import ID_PATTERN
 from ..strictjson import dumps
 from .auth import bearer
 from .body import read_body
+from .boundary import PROBLEM_JSON, problem_json, rate_limited
 from .extensions import Services
 from .handover import KEY, Handover
 from .jsonbody import load_body
 from .metrics import ROUTE, StartResponse, WSGIApplication, WSGIEnvironment
-from .ratelimit import Limit, Limiter, Spent, headers_of
+from .ratelimit import Limit, Limiter, Spent, headers_of, refusal
 from .routes.graphs import JSON, evaluated, graph_json, parse
 from .routes.jobs import JOB
 
 JOBS, JOB_ROUTE, GRAPHS = "/v1/jobs/", "/v1/jobs/<job_id>", "/v1/graphs"
+TOO_MANY = "429 TOO MANY REQUESTS"  # as werkzeug words it
 """The paths served here (the job's as its prefix), and the routes metrics count them by."""
 GRAPH_SCHEMA = GraphSchema()
 REMEMBERED_BODIES = REMEMBERED_CALLERS = 1024
@@ -148,7 +150,7 @@ class HotPath:
         budgets = self.budgets(environ, who, False)
         handover, going = self.count(who, budgets, read=store.record_key(job_id))
         if not going:
-            return self.hand_over(environ, start_response, handover)
+            return self.stop(environ, start_response, JOB_ROUTE, handover)
         body = self.job_body(job_id, handover.tenant, handover.read_ahead)
         if body is None or len(body) >= self.config["GZIP_MIN_BYTES"]:
             return self.hand_over(environ, start_response, handover)
@@ -181,8 +183,11 @@ class HotPath:
         if who is None:
             return self.app(environ, start_response)
         budgets = self.budgets(environ, who, True)
-        if self.refused.get(budgets[0], 0.0) > time.time():
-            return self.app(environ, start_response)
+        if self.refused.get(budgets[0], 0.0) > time.time():  # counted before any work
+            handover, going = self.count(who, budgets)
+            if not going:
+                return self.stop(environ, start_response, GRAPHS, handover)
+            return self.hand_over(environ, start_response, handover)  # the route evaluates it
         config = self.config
         try:
             body = read_body(environ, config["MAX_CONTENT_LENGTH"], config["REQUEST_READ_TIMEOUT"])
@@ -204,7 +209,7 @@ class HotPath:
         )
         handover, counted = self.count(who, budgets, writes=writes)
         if not counted:  # refused, nothing written; or Redis failed: the route tries again
-            return self.hand_over(environ, start_response, handover)
+            return self.stop(environ, start_response, GRAPHS, handover)
         answer = graph_json(graph_id, "succeeded", result_json)
         headers = [("Location", f"{GRAPHS}/{graph_id}"), ("Vary", "Prefer")]
         if len(answer) >= config["GZIP_MIN_BYTES"]:
@@ -212,6 +217,24 @@ class HotPath:
             return self.hand_over(environ, start_response, replace(handover, outcome=response))
         return respond(
             environ, start_response, GRAPHS, "201 CREATED", answer, headers, handover.spent
+        )
+
+    def stop(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        route: str,
+        handover: Handover,
+    ) -> Iterable[bytes]:
+        """A request counted but not going on: refused, the app's 429 made here (the problem
+        of boundary.from_rate_limited, the headers of its hook), at a third of Flask's cost,
+        so a flood of refused requests costs little; else (Redis failed) the app answers."""
+        spent = handover.spent
+        if spent is None or not spent.breached:
+            return self.hand_over(environ, start_response, handover)
+        problem = problem_json(rate_limited(refusal(spent)), environ.get("PATH_INFO", ""))
+        return respond(
+            environ, start_response, route, TOO_MANY, problem.encode(), [], spent, PROBLEM_JSON
         )
 
     def hand_over(
@@ -229,9 +252,10 @@ def respond(
     body: bytes,
     headers: list[tuple[str, str]],
     spent: Spent | None,
+    content_type: str = JSON,
 ) -> Iterable[bytes]:
     environ[ROUTE] = route
-    headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), *headers]
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers]
     if spent is not None:
         headers += headers_of(spent)
     start_response(status, headers)
