@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
                 higher_is_better=True,
             )
             for name in [*TARGETS, ONE_ROUND_TRIP]
+        ]
+        + [  # what the request costs beyond the round trip every /v1 request makes
+            Figure(f"{name}, requests/s", rate[name], rate[ONE_ROUND_TRIP], "floor", True)
+            for name in TARGETS
         ],
         unit="/s",
     )
