@@ -6,11 +6,11 @@ same calls the app's hooks and route make, on the same stores, for the same answ
 
 Only the plain case is answered here. A request this path does not take on (another route
 or method, a query string, `Prefer`, no valid key, a body that is not plainly JSON or is
-over the bound, a graph the app would refuse or queue, a caller refused of late) goes to
-Flask untouched. One it has begun (its key checked, the request counted) but does not
-finish (a budget spent, no such job, a record the route cannot read, an answer big enough
-to gzip, Redis failing) goes to Flask with a Handover (api/handover.py) of what was done,
-so nothing is counted or written twice."""
+over the bound, a graph the app would refuse or queue) goes to Flask untouched. A request
+refused by its budget gets the app's 429, made here. One it has begun (its key checked,
+the request counted) but does not finish (no such job, a record the route cannot read, an
+answer big enough to gzip, Redis failing) goes to Flask with a Handover (api/handover.py)
+of what was done, so nothing is counted or written twice."""
 
 import io
 import logging
@@ -41,8 +41,8 @@ from .routes.graphs import JSON, evaluated, graph_json, parse
 from .routes.jobs import JOB
 
 JOBS, JOB_ROUTE, GRAPHS = "/v1/jobs/", "/v1/jobs/<job_id>", "/v1/graphs"
-TOO_MANY = "429 TOO MANY REQUESTS"  # as werkzeug words it
 """The paths served here (the job's as its prefix), and the routes metrics count them by."""
+TOO_MANY = "429 TOO MANY REQUESTS"  # as werkzeug words it
 GRAPH_SCHEMA = GraphSchema()
 REMEMBERED_BODIES = REMEMBERED_CALLERS = 1024
 """Polled jobs whose body a process remembers (each with the record it was made from), and
@@ -175,9 +175,9 @@ class HotPath:
         return body
 
     def graph(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """Evaluated first, then counted and stored in one round trip: a request the app
-        would refuse or fail goes to it untouched (it counts before any work), and so does
-        every request of a caller refused of late (until its budget has room again), so a
+        """Evaluated first, then counted and stored in one round trip; a graph the app would
+        refuse or queue goes to it untouched (it counts before any work). A caller refused
+        of late (until its budget has room again) is counted before its body is read, so a
         refused flood costs its counts, not its evaluations."""
         who = self.caller(environ)
         if who is None:
@@ -227,8 +227,8 @@ class HotPath:
         handover: Handover,
     ) -> Iterable[bytes]:
         """A request counted but not going on: refused, the app's 429 made here (the problem
-        of boundary.from_rate_limited, the headers of its hook), at a third of Flask's cost,
-        so a flood of refused requests costs little; else (Redis failed) the app answers."""
+        of boundary.from_rate_limited, the headers of its hook), a fifth to a third cheaper
+        than through Flask (docs/BENCHMARKS.md); else (Redis failed) the app answers."""
         spent = handover.spent
         if spent is None or not spent.breached:
             return self.hand_over(environ, start_response, handover)
