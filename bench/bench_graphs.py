@@ -7,6 +7,9 @@ sum tree), three ways, in one run:
 - over HTTP on a stack like `make run`'s (gunicorn, Redis, one rq worker): POST with
   `Prefer: respond-async`, poll the Location, GET the result (its bytes received).
 
+Then the finished graph read again, as the console opens its page: its summary alone
+(`Prefer: return=minimal`) against the whole result, each as a client that accepts gzip.
+
 Rounds take the three in turn (bench/timing.py's round_robin), so a busy moment of this
 shared machine falls on all of them alike; each figure is printed as a ratio against
 micrograd's and in-process evaluate's, best against best and round by round. The stack
@@ -141,12 +144,26 @@ def main():
                 **runs,
             }
         samples = round_robin(runs, rounds, warm_up=False)
+        result = orjson.loads(received[0])
+        reads = read_finished(f"{base}/v1/graphs/{result['id']}")
 
-    result = orjson.loads(received[0])
     assert result["status"] == "succeeded", result.get("error")
     assert result["result"] == evaluate(doc), "the service's result differs from evaluate's"
     report(samples, rounds)
     print(f"  result: {len(received[0]) / 2**20:.1f} MiB of JSON, the same as evaluate(doc)'s")
+    minimal, whole = reads
+    print_figures([Figure("a finished graph's GET, whole", whole, minimal, "return=minimal")])
+
+
+def read_finished(url):
+    """Seconds to GET a finished graph with `Prefer: return=minimal`, and whole (best of 3
+    each; decoded, as a client would)."""
+
+    def read(headers):
+        return lambda: requests.get(url, headers=headers, timeout=300).json()
+
+    minimal = best_of(read({"Prefer": "return=minimal"}), 3, budget=10)
+    return minimal, best_of(read({}), 3, budget=10)
 
 
 @contextlib.contextmanager

@@ -78,12 +78,17 @@ def plain_graph(document: Any) -> dict | None:
 
 
 class GraphResultSchema(Schema):
-    """Forward values and gradients d(output)/d(node) of every node."""
+    """Forward values and gradients d(output)/d(node) of every node; with `Prefer:
+    return=minimal`, the summary alone: output, value and nodes."""
 
     output = fields.String(dump_only=True)
     value = fields.Float(dump_only=True)
     values = BulkDict(keys=fields.String(), values=fields.Float(), dump_only=True)
     grads = BulkDict(keys=fields.String(), values=fields.Float(), dump_only=True)
+    nodes = fields.Integer(
+        dump_only=True,
+        metadata={"description": "The graph's count of nodes (`Prefer: return=minimal` only)."},
+    )
 
 
 class GraphResourceSchema(Schema):

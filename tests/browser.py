@@ -97,6 +97,11 @@ class NetworkLog:
         self.drain()
         return {self.url_of.get(rid, rid): size for rid, size in self.received.items()}
 
+    def bytes_from(self, fragment: str) -> list[int]:
+        """The bytes of every response whose URL holds `fragment` (one per request)."""
+        self.drain()
+        return [size for rid, size in self.received.items() if fragment in self.url_of.get(rid, "")]
+
 
 def wait_for(browser: webdriver.Chrome, condition, timeout: float = WAIT):
     """An explicit wait: condition(browser) truthy, or a TimeoutException naming it."""

@@ -118,6 +118,38 @@ def test_graph_prefer_respond_async_is_queued(client, worker_env):
     assert result["value"] == pytest.approx(MICROGRAD_FIGURES["value"], abs=1e-4)
 
 
+def test_graph_prefer_return_minimal_gives_the_result_s_summary(client, worker_env):
+    """`Prefer: return=minimal`: the result as its output, value and count of nodes, in the
+    request and when read (queued or not); without it, every node's value and gradient."""
+    posted = client.post("/v1/graphs", json=MICROGRAD_GRAPH, headers={"Prefer": "return=minimal"})
+    assert posted.status_code == 201
+    assert posted.headers["Preference-Applied"] == "return=minimal"
+    summary = posted.get_json()["result"]
+    assert summary.keys() == {"output", "value", "nodes"} and summary["output"] == "g"
+    assert summary["value"] == pytest.approx(MICROGRAD_FIGURES["value"], abs=1e-4)
+    assert summary["nodes"] == len(MICROGRAD_GRAPH["nodes"])
+    location = posted.headers["Location"]
+    read = client.get(location, headers={"Prefer": "return=minimal"})
+    assert read.get_json()["result"] == summary
+    assert read.headers["Preference-Applied"] == "return=minimal" and "Prefer" in read.vary
+    whole = client.get(location).get_json()["result"]
+    assert whole["grads"]["a"] == pytest.approx(MICROGRAD_FIGURES["a"], abs=1e-4)
+    assert whole["value"] == read.get_json()["result"]["value"]
+    drawn = client.get(location, headers={"Accept": DOT, "Prefer": "return=minimal"})
+    assert drawn.mimetype == DOT and "Preference-Applied" not in drawn.headers
+
+    queued = client.post(
+        "/v1/graphs", json=chain(12), headers={"Prefer": "respond-async, return=minimal"}
+    )
+    assert queued.headers["Preference-Applied"] == "respond-async, return=minimal"
+    assert "result" not in queued.get_json()
+    jobs.evaluate_graph(queued.get_json()["id"])
+    done = client.get(queued.headers["Location"], headers={"Prefer": "return=minimal"})
+    result = done.get_json()["result"]
+    assert result.keys() == {"output", "value", "nodes"} and result["nodes"] == 12
+    assert result["value"] == client.get(queued.headers["Location"]).get_json()["result"]["value"]
+
+
 def test_graph_queued_that_fails_keeps_a_problem_naming_the_node(client, worker_env):
     doc = {
         "nodes": [

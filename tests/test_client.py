@@ -81,6 +81,10 @@ def test_inline_data_graphs_secret_and_probes(gs):
     assert gs.graphs.dot(evaluated["id"]).startswith("digraph")
     queued = gs.graphs.evaluate(MICROGRAD_GRAPH, respond_async=True)
     assert queued["status"] == "queued"
+    nodes = len(MICROGRAD_GRAPH["nodes"])
+    summary = {"output": "g", "value": evaluated["result"]["value"], "nodes": nodes}
+    assert gs.graphs.evaluate(MICROGRAD_GRAPH, minimal=True)["result"] == summary
+    assert gs.graphs.get(evaluated["id"], minimal=True)["result"] == summary
     assert gs.webhooks.secret().startswith("whsec_")
     assert gs.health() == {"status": "ok"} and gs.ready() == {"status": "ready"}
 

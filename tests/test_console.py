@@ -326,12 +326,17 @@ def upload_and_evaluate(browser, signed_in, upload, nodes):
     browser.find_element(By.ID, "evaluate").click()
 
 
-def test_a_large_graph_is_queued_polled_and_drawn_cut_down(browser, signed_in, tmp_path):
+def test_a_large_graph_is_queued_polled_and_drawn_cut_down(
+    browser, network, signed_in, tmp_path, api
+):
     """Over GRAPH_INLINE_MAX_NODES (20,000) a graph is evaluated on a worker: the page polls
-    it, then draws the DOT export's 200 nodes nearest the output, with its note."""
+    it, then draws the DOT export's 200 nodes nearest the output, with its note. It reads
+    the result's summary only (`Prefer: return=minimal`), never every node's value and
+    gradient, on the way and when the graph's page is opened again."""
     count = 20_001
     nodes = [{"id": "x0", "op": "input", "value": 0.5}]
     nodes += [{"id": f"x{i}", "op": "tanh", "inputs": [f"x{i - 1}"]} for i in range(1, count)]
+    network.reset_bytes()
     upload_and_evaluate(browser, signed_in, tmp_path / "chain.json", nodes)
     drawing = wait_for(browser, lambda b: b.find_element(By.CSS_SELECTOR, "#drawing svg"))
     text = drawing.get_attribute("textContent")
@@ -339,6 +344,14 @@ def test_a_large_graph_is_queued_polled_and_drawn_cut_down(browser, signed_in, t
     assert len(drawing.find_elements(By.CSS_SELECTOR, "g.node")) < 500  # cut down
     assert f"{count} nodes" in visible_text(browser, "graph-summary")
     shoot(browser, "graph-large")
+    browser.get(browser.current_url)  # the graph's own page
+    wait_for(browser, lambda b: f"{count} nodes" in visible_text(b, "graph-summary"))
+    graph_id = browser.current_url.rsplit("/", 1)[-1]
+    whole = api.get(f"/v1/graphs/{graph_id}", headers={"Accept-Encoding": "gzip"})
+    assert len(whole.json()["result"]["values"]) == count
+    read = network.bytes_from(f"/v1/graphs/{graph_id}")
+    assert len(read) >= 3  # the polls and the DOT, twice
+    assert max(read) < int(whole.headers["Content-Length"]) / 4, (read, whole.headers)
 
 
 def test_the_page_answers_while_a_slow_graph_is_laid_out(browser, signed_in, tmp_path):

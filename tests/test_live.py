@@ -222,6 +222,15 @@ def test_prefer_respond_async_and_wait_on_a_graph(api):
     value = both.json()["result"]["value"]
     assert abs(value - MICROGRAD_FIGURES["value"]) < 1e-3
     assert both.headers["Preference-Applied"] == "respond-async, wait=10"
+    brief = api.post(
+        "/v1/graphs",
+        json=MICROGRAD_GRAPH,
+        headers={"Prefer": "respond-async, wait=10, return=minimal"},
+    )
+    assert brief.status_code == 201, brief.text
+    assert brief.headers["Preference-Applied"] == "respond-async, wait=10, return=minimal"
+    summary = {"output": "g", "value": value, "nodes": len(MICROGRAD_GRAPH["nodes"])}
+    assert brief.json()["result"] == summary  # the worker stored it with the result
 
 
 # -- metadata -------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """The store against a real redis-server: atomic creation, guarded status changes,
 history batches, pagination cursors, idempotency under concurrency, and its keys."""
 
+import json
 import threading
 import time
 
 import numpy as np
 import pytest
 
+from engine import evaluate
 from service.errors import IdempotencyKeyReused, InvalidParameter
 from service.store import (
     ApiKeys,
@@ -20,8 +22,9 @@ from service.store import (
 )
 from service.store import checkpoint as checkpoints
 from service.store.cursor import decode_cursor, encode_cursor
+from service.strictjson import fast_dumps
 
-from .service_helpers import TENANT
+from .service_helpers import MICROGRAD_GRAPH, TENANT
 
 SPEC = {"steps": 10}
 
@@ -362,6 +365,35 @@ def test_a_graph_evaluated_in_the_request_keeps_its_document(redis_client):
     )
     assert graphs.document(graph_id) == b'{"nodes": [1]}'
     assert 0 < redis_client.ttl(graphs.keys.graph_doc(graph_id)) <= 30
+
+
+def test_a_minimal_read_gives_the_summary_without_the_result(redis_client):
+    """`minimal` reads the summary stored beside the result; one stored without a summary
+    (before there were) has it made from the result, its nodes counted."""
+    graphs = GraphStore(redis_client)
+    result = fast_dumps(evaluate(MICROGRAD_GRAPH))
+    nodes = len(MICROGRAD_GRAPH["nodes"])
+    expected = {"output": "g", "value": evaluate(MICROGRAD_GRAPH)["value"], "nodes": nodes}
+    with_summary = graphs.save_result(result, 30, tenant=TENANT, nodes=nodes)
+    without = graphs.save_result(result, 30, tenant=TENANT)
+    assert redis_client.hexists(graphs.keys.graph(with_summary), "summary")
+    assert not redis_client.hexists(graphs.keys.graph(without), "summary")
+    for graph_id in (with_summary, without):
+        status, summary, error = graphs.get(graph_id, tenant=TENANT, minimal=True)
+        assert (status, json.loads(summary), error) == ("succeeded", expected, None)
+        assert graphs.get(graph_id, tenant=TENANT) == ("succeeded", result, None)
+        assert graphs.get(graph_id, tenant="another", minimal=True) is None
+
+    def enqueue(pipe, queued_id):
+        pass
+
+    queued = graphs.queue(b"{}", 30, enqueue, tenant=TENANT)
+    assert graphs.get(queued, tenant=TENANT, minimal=True) == ("queued", None, None)
+    graphs.finish(queued, result_json=result, nodes=nodes)
+    assert json.loads(graphs.get(queued, tenant=TENANT, minimal=True)[1]) == expected
+    failed = graphs.queue(b"{}", 30, enqueue, tenant=TENANT)
+    graphs.finish(failed, error={"title": "bad"})
+    assert graphs.get(failed, tenant=TENANT, minimal=True) == ("failed", None, {"title": "bad"})
 
 
 def test_a_counted_request_runs_its_writes_in_the_count_and_a_refused_one_none(redis_client):

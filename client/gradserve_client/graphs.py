@@ -15,16 +15,22 @@ class Graphs:
         self._t = transport
 
     def evaluate(
-        self, document: Mapping[str, Any], *, respond_async: bool = False
+        self, document: Mapping[str, Any], *, respond_async: bool = False, minimal: bool = False
     ) -> dict[str, Any]:
         """Evaluate a graph/1 document: the graph resource, with its `result` when it was
         computed in the request (status `succeeded`); a large graph, or `respond_async`,
-        is queued (status `queued`: `get` it later)."""
-        headers = {"Prefer": "respond-async"} if respond_async else None
+        is queued (status `queued`: `get` it later). `minimal`: the result as its summary
+        (`output`, `value`, `nodes`), not every node's value and gradient."""
+        wanted = {"respond-async": respond_async, "return=minimal": minimal}
+        prefer = ", ".join(name for name, asked in wanted.items() if asked)
+        headers = {"Prefer": prefer} if prefer else None
         return self._t.json("POST", "/v1/graphs", json=dict(document), headers=headers)
 
-    def get(self, graph_id: str) -> dict[str, Any]:
-        return self._t.json("GET", f"/v1/graphs/{graph_id}")
+    def get(self, graph_id: str, *, minimal: bool = False) -> dict[str, Any]:
+        """The graph resource; `minimal`: its result as its summary (a poll of a large
+        graph need not fetch every node's value and gradient)."""
+        headers = {"Prefer": "return=minimal"} if minimal else None
+        return self._t.json("GET", f"/v1/graphs/{graph_id}", headers=headers)
 
     def dot(self, graph_id: str) -> str:
         """The evaluated graph drawn as Graphviz DOT text (`dot -Tpng` renders it)."""

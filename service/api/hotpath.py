@@ -205,7 +205,7 @@ class HotPath:
         except Exception:  # invalid: the route fails the same way, and words the problem
             return self.app(environ, start_response)
         graph_id, writes = self.services.graphs.result_writes(
-            result_json, config["GRAPH_TTL"], body, tenant=who[0]
+            result_json, config["GRAPH_TTL"], body, tenant=who[0], nodes=len(parsed.ids)
         )
         handover, counted = self.count(who, budgets, writes=writes)
         if not counted:  # refused, nothing written; or Redis failed: the route tries again

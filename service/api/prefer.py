@@ -1,4 +1,4 @@
-"""The `Prefer` request header (RFC 7240): `respond-async` and `wait=N`.
+"""The `Prefer` request header (RFC 7240): `respond-async`, `wait=N` and `return=minimal`.
 
 `wait=N` holds the answer of POST /v1/jobs, GET /v1/jobs/{id}, POST /v1/graphs and GET
 /v1/graphs/{id} up to N seconds (at most MAX_WAIT) until the job or graph has finished,
@@ -32,6 +32,11 @@ def preferences() -> dict[str, str | None]:
 
 def prefers_async() -> bool:
     return "respond-async" in preferences()
+
+
+def prefers_minimal() -> bool:
+    """`return=minimal`: a graph's result as its summary (output, value, nodes)."""
+    return preferences().get("return") == "minimal"
 
 
 def wait_seconds() -> int | None:

@@ -1,5 +1,5 @@
-"""Graph evaluations in Redis: each a hash (status, result as JSON text, error, tenant) and
-its document (to evaluate it on a worker, and to draw it), both expiring together (after
+"""Graph evaluations in Redis: each a hash (status, result as JSON text, its summary, error,
+tenant) and its document (to evaluate it on a worker, and to draw it), both expiring together (after
 GRAPH_TTL, never later than a job's retention). A worker's late write never brings back one
 that expired. An evaluation belongs to the tenant that posted it; another tenant reads it as
 unknown.
@@ -14,7 +14,7 @@ import redis
 from redis.client import Pipeline
 
 from .. import settings
-from ..strictjson import dumps
+from ..strictjson import dumps, fast_dumps, fast_loads
 from . import scripts
 from .batching import Batcher
 from .changes import Json
@@ -25,6 +25,19 @@ from .queue import Enqueue
 
 BATCHED_BYTES = 256 * 1024
 """A result saved in the request with its document up to this size is sent in a batch."""
+
+
+def summary_json(result_json: str | bytes, nodes: int | None = None) -> bytes:
+    """What `Prefer: return=minimal` shows of a result, as JSON text: its output, its value
+    and the graph's node count. Both writers of results put output and value first, so only
+    that head is read; without `nodes` (a result stored before summaries were) the result is
+    read whole and its nodes counted."""
+    text = result_json.encode() if isinstance(result_json, str) else result_json
+    end = text.find(b',"values":') if nodes is not None else -1
+    result = fast_loads(text[:end] + b"}" if end > 0 else text)
+    summary = {key: result[key] for key in ("output", "value") if key in result}
+    summary["nodes"] = len(result.get("values", ())) if nodes is None else nodes
+    return fast_dumps(summary)
 
 
 class GraphStore:
@@ -43,26 +56,40 @@ class GraphStore:
         self.batcher = Batcher(connection)
 
     def result_writes(
-        self, result_json: str | bytes, ttl: int, document: bytes | None = None, *, tenant: str
+        self,
+        result_json: str | bytes,
+        ttl: int,
+        document: bytes | None = None,
+        *,
+        tenant: str,
+        nodes: int | None = None,
     ) -> tuple[str, list[tuple]]:
         """A new graph's id, and the Redis commands that store an evaluation done in the
-        request as succeeded, `tenant`'s, with its document (to be drawn). No MULTI: nobody
-        knows the id before they have run."""
+        request (of a graph of `nodes` nodes) as succeeded, `tenant`'s, with its document (to
+        be drawn). No MULTI: nobody knows the id before they have run."""
         graph_id, ttl = new_id(), min(ttl, self.retention)
         key = self.keys.graph(graph_id)
-        writes = [
-            ("HSET", key, "status", "succeeded", "result", result_json, "tenant", tenant),
-            ("EXPIRE", key, ttl),
-        ]
+        fields = ["status", "succeeded", "result", result_json, "tenant", tenant]
+        if nodes is not None:
+            fields += ["summary", summary_json(result_json, nodes)]
+        writes = [("HSET", key, *fields), ("EXPIRE", key, ttl)]
         if document is not None:
             writes.append(("SET", self.keys.graph_doc(graph_id), document, "EX", ttl))
         return graph_id, writes
 
     def save_result(
-        self, result_json: str | bytes, ttl: int, document: bytes | None = None, *, tenant: str
+        self,
+        result_json: str | bytes,
+        ttl: int,
+        document: bytes | None = None,
+        *,
+        tenant: str,
+        nodes: int | None = None,
     ) -> str:
         """An evaluation done in the request, stored (result_writes); its id."""
-        graph_id, writes = self.result_writes(result_json, ttl, document, tenant=tenant)
+        graph_id, writes = self.result_writes(
+            result_json, ttl, document, tenant=tenant, nodes=nodes
+        )
 
         def save(pipe: Pipeline) -> None:
             for command in writes:
@@ -104,15 +131,20 @@ class GraphStore:
         return document
 
     def finish(
-        self, graph_id: str, result_json: str | bytes | None = None, error: Json | None = None
+        self,
+        graph_id: str,
+        result_json: str | bytes | None = None,
+        error: Json | None = None,
+        nodes: int | None = None,
     ) -> None:
-        """Succeeded with its result, or failed with a problem (the document stays, to be
-        drawn, until it expires with the result)."""
-        outcome = (
-            ["status", "succeeded", "result", result_json]
-            if result_json is not None
-            else ["status", "failed", "error", dumps(error)]
-        )
+        """Succeeded with its result (of a graph of `nodes` nodes), or failed with a problem
+        (the document stays, to be drawn, until it expires with the result)."""
+        if result_json is None:
+            outcome = ["status", "failed", "error", dumps(error)]
+        else:
+            outcome = ["status", "succeeded", "result", result_json]
+            if nodes is not None:
+                outcome += ["summary", summary_json(result_json, nodes)]
         self._set_if_exists(keys=[self.keys.graph(graph_id)], args=outcome)
         self._announce(graph_id)
 
@@ -124,16 +156,28 @@ class GraphStore:
         except redis.RedisError:
             pass
 
-    def get(self, graph_id: str, *, tenant: str) -> tuple[str, bytes | None, Json | None] | None:
+    def get(
+        self, graph_id: str, *, tenant: str, minimal: bool = False
+    ) -> tuple[str, bytes | None, Json | None] | None:
         """(status, the result as JSON text, the error) or None if unknown, expired or
-        another tenant's."""
+        another tenant's. `minimal`: the result's summary (summary_json) in its place, read
+        without the result unless it was stored without one."""
         if not ID_PATTERN.fullmatch(graph_id):
             return None
-        raw = self.bulk.hgetall(self.keys.graph(graph_id))
-        if not raw or raw.get(b"tenant", b"").decode() != tenant:
+        key = self.keys.graph(graph_id)
+        if minimal:
+            status, owner, error, result = self.redis.hmget(
+                key, "status", "tenant", "error", "summary"
+            )
+        else:
+            raw = self.bulk.hgetall(key)
+            status, owner, error, result = map(raw.get, (b"status", b"tenant", b"error", b"result"))
+        if status is None or (owner or b"").decode() != tenant:
             return None
-        error = raw.get(b"error")
-        return raw[b"status"].decode(), raw.get(b"result"), error and json.loads(error)
+        if minimal and status == b"succeeded" and result is None:  # stored without a summary
+            whole = self.bulk.hget(key, "result")
+            result = whole and summary_json(whole)
+        return status.decode(), result, error and json.loads(error)
 
     def document(self, graph_id: str) -> bytes | None:
         """A graph's document as it was posted (None if unknown or expired)."""

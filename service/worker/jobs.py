@@ -17,6 +17,7 @@ from engine.columns import GraphColumns, is_packed, unpack
 from engine.compiled.evaluate import result_json as columns_result_json
 from engine.errors import InvalidInput, NumericError
 from engine.evaluate import evaluate, parse
+from engine.graph import ParsedGraph
 from engine.train import train
 from engine.value import paused_gc
 
@@ -164,7 +165,7 @@ def evaluate_graph(graph_id: str) -> None:
         return
     try:
         with paused_gc():  # parsed JSON and graphs have no cycles to collect
-            result_json = _evaluated(document, config["MAX_GRAPH_NODES"])
+            result_json, nodes = _evaluated(document, config["MAX_GRAPH_NODES"])
     except NumericError as exc:
         graphs.finish(graph_id, error=problems.non_finite(exc))
     except InvalidInput as exc:
@@ -173,15 +174,17 @@ def evaluate_graph(graph_id: str) -> None:
         log.exception("graph %s failed", graph_id)
         graphs.finish(graph_id, error=problems.crashed("evaluation"))
     else:
-        graphs.finish(graph_id, result_json=result_json)
+        graphs.finish(graph_id, result_json=result_json, nodes=nodes)
 
 
-def _evaluated(document: bytes, max_nodes: int) -> str | bytes:
-    """A queued graph's result as JSON text. A large graph came as the columns the API
-    validated (engine.columns.pack): evaluated as they are, the result written from arrays."""
+def _evaluated(document: bytes, max_nodes: int) -> tuple[str | bytes, int]:
+    """A queued graph's result as JSON text, and its count of nodes. A large graph came as
+    the columns the API validated (engine.columns.pack): evaluated as they are, the result
+    written from arrays."""
     if is_packed(document):
-        return columns_result_json(unpack(document))
-    parsed = parse(loads(document), max_nodes)  # a document queued as JSON: a small one
+        parsed: ParsedGraph | GraphColumns = unpack(document)
+    else:
+        parsed = parse(loads(document), max_nodes)  # a document queued as JSON: a small one
     if isinstance(parsed, GraphColumns):
-        return columns_result_json(parsed)
-    return fast_dumps(evaluate(parsed))
+        return columns_result_json(parsed), len(parsed.ids)
+    return fast_dumps(evaluate(parsed)), len(parsed.ids)

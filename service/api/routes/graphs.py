@@ -13,6 +13,7 @@ from engine.value import paused_gc
 from schemas import GraphResourceSchema, GraphSchema
 
 from ...errors import GraphNotEvaluated, NotFound
+from ...store.graphs import summary_json
 from ...store.keys import Keys
 from ...store.queue import graph_enqueuer
 from ...strictjson import dumps, fast_dumps, fast_loads, loads
@@ -21,7 +22,7 @@ from ..concurrency import run_cpu_bound
 from ..extensions import services
 from ..graphbody import GraphBlueprint, vouched
 from ..negotiation import negotiate
-from ..prefer import applied, prefers_async, wait_until_finished, waiting
+from ..prefer import applied, prefers_async, prefers_minimal, wait_until_finished, waiting
 
 blp = GraphBlueprint(
     "graphs",
@@ -93,27 +94,33 @@ PREFER = {
     "MAX_WAIT, 60 s unless configured) holds the answer of a queued graph up to N seconds "
     "until it is evaluated: 201 with its result (or its error) if it finished by then, else "
     "202. Together, `respond-async, wait=N` queues any graph and answers within N seconds, "
-    "as RFC 7240 describes. `Preference-Applied` lists what was honoured.",
+    "as RFC 7240 describes. `return=minimal`: the result as its summary only (`output`, "
+    "`value`, `nodes`: the graph's count of nodes), without every node's values and "
+    "gradients (still stored: a GET without it reads them). `Preference-Applied` lists what "
+    "was honoured.",
 }
 PREFER_WAIT = {
     "in": "header",
     "name": "Prefer",
     "schema": {"type": "string"},
     "description": "`wait=N` (RFC 7240; at most MAX_WAIT, 60 s unless configured): hold "
-    "the answer up to N seconds until the graph is evaluated; `Preference-Applied: wait=N` "
-    "says it was honoured.",
+    "the answer up to N seconds until the graph is evaluated. `return=minimal` (JSON only): "
+    "the result as its summary (`output`, `value`, `nodes`), read without the values and "
+    "gradients of every node: a poll of a large graph, or a page that draws it as DOT. "
+    "`Preference-Applied` says what was honoured.",
 }
 Found = tuple[str, bytes | None, dict | None]
 
 
-def waited(graph_id: str, found: Found, seconds: int) -> Found:
-    """The graph once it has been evaluated (or failed), or as it is after `seconds`."""
+def waited(graph_id: str, found: Found, seconds: int, minimal: bool) -> Found:
+    """The graph once it has been evaluated (or failed), or as it is after `seconds`
+    (`minimal`: its result's summary)."""
     if found[0] in FINISHED:
         return found
     graphs, owner = services().graphs, tenant()
     latest = wait_until_finished(
         Keys.changed_graph(graph_id),
-        lambda: graphs.get(graph_id, tenant=owner),
+        lambda: graphs.get(graph_id, tenant=owner, minimal=minimal),
         lambda now: now[0] in FINISHED,
         seconds,
     )
@@ -164,7 +171,7 @@ class Graphs(MethodView):
         parsed = vouched(document)  # a large graph: validated with its JSON (graphbody.py)
         if parsed is None:
             parsed = run_cpu_bound(len(body), parse, document, config["MAX_GRAPH_NODES"])
-        wants_async, honoured = prefers_async(), []
+        wants_async, minimal, honoured = prefers_async(), prefers_minimal(), []
         if wants_async or len(parsed.ids) > config["GRAPH_INLINE_MAX_NODES"]:
             # A large graph travels as its validated columns: the worker reads the arrays
             # as they are, with no JSON to parse and no ids to look up again.
@@ -177,15 +184,21 @@ class Graphs(MethodView):
             found: Found = ("queued", None, None)
             with waiting() as seconds:
                 if seconds is not None:
-                    found = waited(graph_id, found, seconds)
+                    found = waited(graph_id, found, seconds, minimal)
                     honoured.append(f"wait={seconds}")
             response = graph_body(graph_id, *found)
             response.status_code = 201 if found[0] in FINISHED else 202
         else:
+            nodes = len(parsed.ids)
             result_json = run_cpu_bound(len(body), evaluated, parsed)
-            graph_id = graphs.save_result(result_json, config["GRAPH_TTL"], body, tenant=tenant())
-            response = graph_body(graph_id, "succeeded", result_json)
+            graph_id = graphs.save_result(
+                result_json, config["GRAPH_TTL"], body, tenant=tenant(), nodes=nodes
+            )
+            shown = summary_json(result_json, nodes) if minimal else result_json
+            response = graph_body(graph_id, "succeeded", shown)
             response.status_code = 201
+        if minimal:
+            honoured.append("return=minimal")
         response.headers["Location"] = f"/v1/graphs/{graph_id}"
         return applied(response, *honoured)
 
@@ -203,20 +216,24 @@ class Graph(MethodView):
     def get(self, graph_id: str) -> Response:
         """A graph evaluation, or its picture as DOT.
 
-        JSON: queued, running, succeeded (with its result) or failed (with its problem).
+        JSON: queued, running, succeeded (with its result, or with `Prefer: return=minimal`
+        its summary) or failed (with its problem).
         DOT (`Accept: text/vnd.graphviz`): the evaluated graph; a graph that is queued,
         running or failed has none to draw (409, a problem naming its status). Any other
         `Accept` is a 406 listing the types served."""
         representation = negotiate(SERVED)
+        minimal = representation == JSON and prefers_minimal()  # DOT reads the whole result
         graphs = services().graphs
-        found = graphs.get(graph_id, tenant=tenant())
+        found = graphs.get(graph_id, tenant=tenant(), minimal=minimal)
         if found is None:
             raise NotFound("graph", graph_id)
         honoured = []
         with waiting() as seconds:
             if seconds is not None:
-                found = waited(graph_id, found, seconds)
+                found = waited(graph_id, found, seconds, minimal)
                 honoured.append(f"wait={seconds}")
+        if minimal:
+            honoured.append("return=minimal")
         status, result_json, error = found
         if representation == JSON:
             response = graph_body(graph_id, status, result_json, error)

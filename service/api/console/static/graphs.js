@@ -65,10 +65,14 @@
     document.getElementById("zoom-fit").addEventListener("click", () => whole && setView(whole));
   }
 
+  // The page draws the DOT the API gives: of the result it shows only the summary, so it
+  // asks for that alone (not every node's value and gradient: 40 MB for a million nodes).
+  const MINIMAL = { Prefer: "return=minimal" };
+
   async function evaluated(graph) {
     while (graph.status === "queued" || graph.status === "running") {
       await sleep(POLL_MS);
-      graph = await api(`/v1/graphs/${encodeURIComponent(graph.id)}`);
+      graph = await api(`/v1/graphs/${encodeURIComponent(graph.id)}`, { headers: MINIMAL });
     }
     if (graph.status === "failed") throw new gradserve.ApiError(422, graph.error || { title: "Failed" });
     return graph;
@@ -120,7 +124,7 @@
     const result = graph.result;
     document.getElementById("graph-id").textContent = graph.id;
     document.getElementById("graph-summary").textContent = result
-      ? `Output ${result.output} = ${number(result.value)}; ${Object.keys(result.values).length} nodes.`
+      ? `Output ${result.output} = ${number(result.value)}; ${result.nodes} nodes.`
       : "";
     document.getElementById("drawing-card").scrollIntoView({ block: "start" });
     drawing.dataset.drawn = graph.id;
@@ -142,7 +146,8 @@
       event.preventDefault();
       run(async () => {
         const body = uploaded ?? textarea.value;
-        const graph = await evaluated(await api("/v1/graphs", { method: "POST", body }));
+        const posted = await api("/v1/graphs", { method: "POST", body, headers: MINIMAL });
+        const graph = await evaluated(posted);
         history.replaceState(null, "", `/graphs/${encodeURIComponent(graph.id)}`);
         await draw(graph);
       });
@@ -170,7 +175,8 @@
         + "too large to show here: Evaluate sends it. Type or paste here to send a document instead.";
     }));
     if (main.dataset.graphId) {
-      run(async () => draw(await evaluated(await api(`/v1/graphs/${encodeURIComponent(main.dataset.graphId)}`))));
+      const path = `/v1/graphs/${encodeURIComponent(main.dataset.graphId)}`;
+      run(async () => draw(await evaluated(await api(path, { headers: MINIMAL }))));
     }
   });
 })();
