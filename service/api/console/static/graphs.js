@@ -7,6 +7,7 @@
   const main = gradserve.main();
   const DOT = "text/vnd.graphviz";
   const POLL_MS = 500;
+  const WAIT_SECONDS = 30; // within the API's MAX_WAIT (60 s unless configured)
   const SHOWN_MAX = 256 * 1024; // characters: a larger upload is sent without being shown
   const LAYOUT_SECONDS = 30; // Graphviz's time to lay a drawing out, then the page gives up
   let uploaded = null; // (a textarea of megabytes makes the page crawl)
@@ -67,12 +68,16 @@
 
   // The page draws the DOT the API gives: of the result it shows only the summary, so it
   // asks for that alone (not every node's value and gradient: 40 MB for a million nodes).
-  const MINIMAL = { Prefer: "return=minimal" };
+  // A queued graph's answer is held until it is evaluated (Prefer: wait), so it is drawn
+  // as soon as it is, not at the next poll.
+  const MINIMAL = { Prefer: `return=minimal, wait=${WAIT_SECONDS}` };
 
   async function evaluated(graph) {
+    let asked = false;
     while (graph.status === "queued" || graph.status === "running") {
-      await sleep(POLL_MS);
+      if (asked) await sleep(POLL_MS); // not evaluated within the wait, or the wait not held
       graph = await api(`/v1/graphs/${encodeURIComponent(graph.id)}`, { headers: MINIMAL });
+      asked = true;
     }
     if (graph.status === "failed") throw new gradserve.ApiError(422, graph.error || { title: "Failed" });
     return graph;
