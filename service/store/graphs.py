@@ -40,6 +40,14 @@ def summary_json(result_json: str | bytes, nodes: int | None = None) -> bytes:
     return fast_dumps(summary)
 
 
+def succeeded(result_json: str | bytes, nodes: int | None) -> list:
+    """A succeeded graph's fields: its result, and the summary of a graph of `nodes` nodes."""
+    fields = ["status", "succeeded", "result", result_json]
+    if nodes is not None:
+        fields += ["summary", summary_json(result_json, nodes)]
+    return fields
+
+
 class GraphStore:
     def __init__(
         self,
@@ -69,9 +77,7 @@ class GraphStore:
         be drawn). No MULTI: nobody knows the id before they have run."""
         graph_id, ttl = new_id(), min(ttl, self.retention)
         key = self.keys.graph(graph_id)
-        fields = ["status", "succeeded", "result", result_json, "tenant", tenant]
-        if nodes is not None:
-            fields += ["summary", summary_json(result_json, nodes)]
+        fields = [*succeeded(result_json, nodes), "tenant", tenant]
         writes = [("HSET", key, *fields), ("EXPIRE", key, ttl)]
         if document is not None:
             writes.append(("SET", self.keys.graph_doc(graph_id), document, "EX", ttl))
@@ -139,12 +145,11 @@ class GraphStore:
     ) -> None:
         """Succeeded with its result (of a graph of `nodes` nodes), or failed with a problem
         (the document stays, to be drawn, until it expires with the result)."""
-        if result_json is None:
-            outcome = ["status", "failed", "error", dumps(error)]
-        else:
-            outcome = ["status", "succeeded", "result", result_json]
-            if nodes is not None:
-                outcome += ["summary", summary_json(result_json, nodes)]
+        outcome = (
+            succeeded(result_json, nodes)
+            if result_json is not None
+            else ["status", "failed", "error", dumps(error)]
+        )
         self._set_if_exists(keys=[self.keys.graph(graph_id)], args=outcome)
         self._announce(graph_id)
 
