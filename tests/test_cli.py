@@ -88,6 +88,24 @@ def test_graph_eval_as_json_and_as_dot(env):
     assert drawn.startswith("digraph") and "138.8338" in drawn
 
 
+def test_graph_eval_dot_waits_for_a_queued_graph_and_says_why_one_failed(env, tmp_path):
+    """Over GRAPH_INLINE_MAX_NODES (20,000) a graph is queued: --dot waits for it, then
+    draws it; one that fails has no picture: its problem, exit 4."""
+    count = 20_001
+    nodes = [{"id": "x0", "op": "input", "value": 0.5}]
+    nodes += [{"id": f"x{i}", "op": "tanh", "inputs": [f"x{i - 1}"]} for i in range(1, count)]
+    chain = tmp_path / "chain.json"
+    chain.write_text(json.dumps({"nodes": nodes}))
+    drawn = ok(gradserve(env, "graph", "eval", chain, "--dot"))
+    assert drawn.startswith("digraph") and f"x{count - 1}" in drawn and f"of {count}" in drawn
+    nodes[0]["value"] = 0.0  # tanh keeps 0: the log at the end is of 0
+    nodes.append({"id": "log", "op": "log", "inputs": [f"x{count - 1}"]})
+    chain.write_text(json.dumps({"nodes": nodes}))
+    run = gradserve(env, "graph", "eval", chain, "--dot")
+    assert run.returncode == 4, run.stderr
+    assert json.loads(run.stdout)["status"] == "failed" and "log" in run.stderr
+
+
 def test_an_api_error_prints_the_problem_and_exits_1(env, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"steps": 0, "loss": "nope"}))

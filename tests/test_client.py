@@ -85,6 +85,9 @@ def test_inline_data_graphs_secret_and_probes(gs):
     summary = {"output": "g", "value": evaluated["result"]["value"], "nodes": nodes}
     assert gs.graphs.evaluate(MICROGRAD_GRAPH, minimal=True)["result"] == summary
     assert gs.graphs.get(evaluated["id"], minimal=True)["result"] == summary
+    done = gs.graphs.wait(queued["id"], timeout=60)
+    assert done["status"] == "succeeded" and done["result"]["grads"] == evaluated["result"]["grads"]
+    assert gs.graphs.wait(queued["id"], timeout=60, minimal=True)["result"] == summary
     assert gs.webhooks.secret().startswith("whsec_")
     assert gs.health() == {"status": "ok"} and gs.ready() == {"status": "ready"}
 

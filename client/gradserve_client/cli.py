@@ -204,10 +204,11 @@ def graph_eval(client: Client, args: argparse.Namespace) -> int:
         emit(evaluated)
         return EXIT_OK
     if evaluated["status"] != "succeeded":  # queued (a large graph): wait for it
-        raise UsageError(
-            f"graph {evaluated['id']} is {evaluated['status']}; "
-            f"draw it when it has succeeded (GET /v1/graphs/{evaluated['id']})"
-        )
+        evaluated = client.graphs.wait(evaluated["id"], minimal=True)
+    if evaluated["status"] == "failed":  # nothing to draw: the problem, as a failed job's
+        emit(evaluated)
+        print_problem(errors.APIError(evaluated["error"].get("status") or 0, evaluated["error"]))
+        return EXIT_JOB
     sys.stdout.write(client.graphs.dot(evaluated["id"]))
     return EXIT_OK
 

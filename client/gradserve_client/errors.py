@@ -17,11 +17,12 @@ class APIConnectionError(GradserveError):
 
 
 class WaitTimeout(GradserveError, TimeoutError):
-    """A job was not terminal when `jobs.wait`'s timeout ran out; `.job` is its last state."""
+    """A job or graph had not finished when `jobs.wait`'s or `graphs.wait`'s timeout ran
+    out; `.last` is its last state (`.job` too, as it was named first)."""
 
-    def __init__(self, message: str, job: dict[str, Any]) -> None:
+    def __init__(self, message: str, last: dict[str, Any]) -> None:
         super().__init__(message)
-        self.job = job
+        self.last = self.job = last
 
 
 class APIError(GradserveError):

@@ -6,8 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .transport import Transport
+from .waiting import wait_for
 
 DOT = "text/vnd.graphviz"
+FINISHED = frozenset({"succeeded", "failed"})
+"""Statuses a graph never leaves."""
 
 
 class Graphs:
@@ -31,6 +34,15 @@ class Graphs:
         graph need not fetch every node's value and gradient)."""
         headers = {"Prefer": "return=minimal"} if minimal else None
         return self._t.json("GET", f"/v1/graphs/{graph_id}", headers=headers)
+
+    def wait(
+        self, graph_id: str, timeout: float | None = None, *, minimal: bool = False
+    ) -> dict[str, Any]:
+        """The graph once it is evaluated or has failed (a failure is not raised: look at
+        `status` and `error`), each GET held by the server until then (`Prefer: wait`);
+        WaitTimeout when `timeout` seconds pass first. `minimal`: its result's summary."""
+        prefer = ["return=minimal"] if minimal else []
+        return wait_for(self._t, f"/v1/graphs/{graph_id}", FINISHED, timeout, prefer)
 
     def dot(self, graph_id: str) -> str:
         """The evaluated graph drawn as Graphviz DOT text (`dot -Tpng` renders it)."""

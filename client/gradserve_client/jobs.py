@@ -13,11 +13,10 @@ import requests
 
 from . import errors, sse
 from .transport import Transport
+from .waiting import wait_for
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 """Statuses a job never leaves."""
-WAIT_CHUNK = 30
-"""Seconds each `Prefer: wait` GET asks the server to hold (it may cap them lower)."""
 STREAM_READ_TIMEOUT = 90.0
 """Seconds without a byte (keep-alives count) before a stream is taken for dropped."""
 
@@ -144,29 +143,7 @@ class Jobs:
         until then (`Prefer: wait`), so a long job costs a request every half minute; a
         server that answers at once is asked again after a growing pause. WaitTimeout
         (holding the last state) when `timeout` seconds pass first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = 0.05
-        while True:
-            hold = WAIT_CHUNK
-            if deadline is not None:
-                hold = max(0, min(hold, int(deadline - time.monotonic())))
-            asked = time.monotonic()
-            job = self._t.json(
-                "GET",
-                f"/v1/jobs/{job_id}",
-                headers={"Prefer": f"wait={hold}"} if hold else None,
-                extra_timeout=hold,
-            )
-            if job["status"] in TERMINAL:
-                return job
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                raise errors.WaitTimeout(
-                    f"job {job_id} is still {job['status']} after {timeout} s", job
-                )
-            if not hold or now - asked < min(hold, 1):  # not held: poll, slower and slower
-                time.sleep(pause if deadline is None else min(pause, deadline - now))
-                pause = min(pause * 2, 1.0)
+        return wait_for(self._t, f"/v1/jobs/{job_id}", TERMINAL, timeout)
 
     def stream(
         self, job_id: str, *, last_event_id: int | None = None, reconnects: int = 5
