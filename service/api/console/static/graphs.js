@@ -70,13 +70,13 @@
   // asks for that alone (not every node's value and gradient: 40 MB for a million nodes).
   // A queued graph's answer is held until it is evaluated (Prefer: wait), so it is drawn
   // as soon as it is, not at the next poll.
-  const MINIMAL = { Prefer: `return=minimal, wait=${WAIT_SECONDS}` };
+  const PREFER = { Prefer: `return=minimal, wait=${WAIT_SECONDS}` };
 
   async function evaluated(graph) {
     let asked = false;
     while (graph.status === "queued" || graph.status === "running") {
       if (asked) await sleep(POLL_MS); // not evaluated within the wait, or the wait not held
-      graph = await api(`/v1/graphs/${encodeURIComponent(graph.id)}`, { headers: MINIMAL });
+      graph = await api(`/v1/graphs/${encodeURIComponent(graph.id)}`, { headers: PREFER });
       asked = true;
     }
     if (graph.status === "failed") throw new gradserve.ApiError(422, graph.error || { title: "Failed" });
@@ -151,7 +151,7 @@
       event.preventDefault();
       run(async () => {
         const body = uploaded ?? textarea.value;
-        const posted = await api("/v1/graphs", { method: "POST", body, headers: MINIMAL });
+        const posted = await api("/v1/graphs", { method: "POST", body, headers: PREFER });
         const graph = await evaluated(posted);
         history.replaceState(null, "", `/graphs/${encodeURIComponent(graph.id)}`);
         await draw(graph);
@@ -181,7 +181,7 @@
     }));
     if (main.dataset.graphId) {
       const path = `/v1/graphs/${encodeURIComponent(main.dataset.graphId)}`;
-      run(async () => draw(await evaluated(await api(path, { headers: MINIMAL }))));
+      run(async () => draw(await evaluated(await api(path, { headers: PREFER }))));
     }
   });
 })();
