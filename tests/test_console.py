@@ -306,6 +306,14 @@ def test_the_readme_graph_is_drawn_with_every_value_and_gradient(browser, signed
     assert drawing.get_dom_attribute("viewBox") != pane.get_attribute("data-whole")
     pane.send_keys("0")
     assert drawing.get_dom_attribute("viewBox") == pane.get_attribute("data-whole")
+    first = pane.get_attribute("data-drawn")
+    browser.find_element(By.ID, "evaluate").click()  # again: a new graph, the same worker
+    wait_for(browser, lambda b: pane.get_attribute("data-drawn") not in (None, first))
+    workers = (
+        "return performance.getEntriesByType('resource')"
+        ".filter((e) => e.name.endsWith('/layout-worker.js')).length"
+    )
+    assert browser.execute_script(workers) == 1  # viz.js loaded once for both drawings
     browser.get(browser.current_url)  # the graph's own address draws it again
     wait_for(browser, lambda b: b.find_element(By.CSS_SELECTOR, "#drawing svg"))
 
@@ -375,6 +383,12 @@ def test_the_page_answers_while_a_slow_graph_is_laid_out(browser, signed_in, tmp
     drawn = browser.find_elements(By.CSS_SELECTOR, "#drawing svg")
     if not drawn:
         assert "Too slow to draw" in visible_text(browser, "graph-problem")
+    # the next graph is drawn (by a new worker if the last one was ended)
+    browser.find_element(By.ID, "example").click()
+    document = browser.find_element(By.ID, "graph-document")
+    wait_for(browser, lambda b: '"graph/1"' in document.get_attribute("value"))
+    browser.find_element(By.ID, "evaluate").click()
+    wait_for(browser, lambda b: "Output g = 24.7041" in visible_text(b, "graph-summary"))
     CONSOLE_FIGURES.append(
         f"a 300-node hub graph: {'drawn' if drawn else 'given up'} after "
         f"{time.monotonic() - started:.1f} s; the page answered within {slowest * 1000:.0f} ms"

@@ -83,28 +83,47 @@
     return graph;
   }
 
-  // The SVG of a DOT drawing, laid out in a worker (layout-worker.js), which is ended after
-  // LAYOUT_SECONDS: the page stays responsive whatever the graph.
+  // Graphviz (viz.js) lays drawings out in a worker (layout-worker.js): the page stays
+  // responsive whatever the graph. The worker is kept from one drawing to the next (starting
+  // one loads and compiles viz.js, about 150 ms of a small graph's 350 ms) and is ended when
+  // a layout takes over LAYOUT_SECONDS, failing what it still had to lay out.
+  const TOO_SLOW = { title: "Too slow to draw", detail: `Graphviz did not lay this graph out `
+    + `within ${LAYOUT_SECONDS} s in the browser. Its values and gradients are in the JSON `
+    + "result (GET /v1/graphs/{id}); its DOT can be drawn with Graphviz's dot." };
+  const layouts = new Map(); // id -> { resolve, reject } of a layout the worker has not answered
+  let worker = null;
+  let lastLayout = 0;
+
+  function layoutWorker() {
+    if (worker) return worker;
+    worker = new Worker(main.dataset.layoutUrl);
+    worker.onmessage = ({ data }) => {
+      const asked = layouts.get(data.id);
+      layouts.delete(data.id);
+      if (data.error) asked?.reject({ title: "Could not draw", detail: data.error });
+      else asked?.resolve(new DOMParser().parseFromString(data.svg, "image/svg+xml").documentElement);
+    };
+    worker.onerror = (event) => {
+      endWorker({ title: "Could not draw", detail: event.message || "the layout worker failed" });
+    };
+    return worker;
+  }
+
+  function endWorker(problem) {
+    worker?.terminate();
+    worker = null;
+    for (const asked of layouts.values()) asked.reject(problem);
+    layouts.clear();
+  }
+
+  // The SVG of a DOT drawing.
   function layout(dot) {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(main.dataset.layoutUrl);
-      const end = () => { clearTimeout(timer); worker.terminate(); };
-      const timer = setTimeout(() => {
-        end();
-        reject({ title: "Too slow to draw", detail: `Graphviz did not lay this graph out within `
-          + `${LAYOUT_SECONDS} s in the browser. Its values and gradients are in the JSON `
-          + "result (GET /v1/graphs/{id}); its DOT can be drawn with Graphviz's dot." });
-      }, LAYOUT_SECONDS * 1000);
-      worker.onmessage = ({ data }) => {
-        end();
-        if (data.error) reject({ title: "Could not draw", detail: data.error });
-        else resolve(new DOMParser().parseFromString(data.svg, "image/svg+xml").documentElement);
-      };
-      worker.onerror = (event) => {
-        end();
-        reject({ title: "Could not draw", detail: event.message || "the layout worker failed" });
-      };
-      worker.postMessage(dot);
+      const id = ++lastLayout;
+      const timer = setTimeout(() => endWorker(TOO_SLOW), LAYOUT_SECONDS * 1000);
+      const settled = (then) => (value) => { clearTimeout(timer); then(value); };
+      layouts.set(id, { resolve: settled(resolve), reject: settled(reject) });
+      layoutWorker().postMessage({ id, dot });
     });
   }
 
@@ -150,6 +169,7 @@
     document.getElementById("graph-form").addEventListener("submit", (event) => {
       event.preventDefault();
       run(async () => {
+        layoutWorker(); // viz.js starts while the graph is evaluated, if it has not yet
         const body = uploaded ?? textarea.value;
         const posted = await api("/v1/graphs", { method: "POST", body, headers: PREFER });
         const graph = await evaluated(posted);
@@ -165,6 +185,10 @@
     const placeholder = textarea.placeholder;
     const typed = () => { uploaded = null; textarea.placeholder = placeholder; };
     textarea.addEventListener("input", typed);
+    // viz.js starts as a document is given, not when the first drawing is due
+    for (const given of ["example", "graph-file", "graph-document"]) {
+      document.getElementById(given).addEventListener(given === "example" ? "click" : "input", layoutWorker);
+    }
     document.getElementById("graph-file").addEventListener("change", (event) => run(async () => {
       const [file] = event.target.files;
       if (!file) return;
@@ -181,6 +205,7 @@
     }));
     if (main.dataset.graphId) {
       const path = `/v1/graphs/${encodeURIComponent(main.dataset.graphId)}`;
+      layoutWorker();
       run(async () => draw(await evaluated(await api(path, { headers: PREFER }))));
     }
   });
