@@ -386,6 +386,21 @@ def _evaluate_with(parsed, scalar_below):
     }
 
 
+def test_a_graph_of_leaves_alone_runs_on_the_compiled_path():
+    """No computed node: no group to run (the schedule once made one empty group of them)."""
+    doc = {
+        "nodes": [
+            {"id": "a", "op": "input", "value": 1.5},
+            {"id": "b", "op": "input", "value": -2.0},
+        ]
+    }
+    for output in ("a", "b"):
+        parsed = parse_graph({**doc, "output": output})
+        assert evaluate_compiled(parsed) == evaluate_on_values(parsed)
+        grads = {leaf: 1.0 if leaf == output else 0.0 for leaf in "ab"}
+        assert evaluate_compiled(parsed)["grads"] == grads
+
+
 def test_evaluate_compiled_matches_on_a_deep_chain():
     parsed = parse_graph(chain_doc(20_000))
     got, want = evaluate_compiled(parsed), evaluate_on_values(parsed)

@@ -180,7 +180,8 @@ def layout(tape, vary=None, ptr=None, flat=None):
     by_group = np.argsort(key, kind="stable")  # stable: tape order within a group
     order, sorted_key = computed[by_group], key[by_group]
     cuts = np.flatnonzero(sorted_key[1:] != sorted_key[:-1]) + 1
-    bounds = np.concatenate(([0], cuts, [len(order)])).tolist()
+    # no computed node (a graph of leaves alone): no group, not one empty group
+    bounds = np.concatenate(([0], cuts, [len(order)])).tolist() if len(order) else [0]
 
     # slots: U = params, constants, computed; V = placeholders, bridges, computed
     slot = np.full(n, -1, np.intp)
