@@ -7,8 +7,12 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import evaluate
+from engine.columns import columns_of
+from engine.compiled.evaluate import result_json
 from service.errors import IdempotencyKeyReused, InvalidParameter
 from service.store import (
     ApiKeys,
@@ -22,11 +26,14 @@ from service.store import (
 )
 from service.store import checkpoint as checkpoints
 from service.store.cursor import decode_cursor, encode_cursor
+from service.store.graphs import summary_json
 from service.strictjson import fast_dumps
 
 from .service_helpers import MICROGRAD_GRAPH, TENANT
 
 SPEC = {"steps": 10}
+ID_CHARACTERS = "aZ09_.:-"
+"""Some of each kind of character graph/1 allows in an id."""
 
 
 def nothing(pipe, job_id):
@@ -394,6 +401,23 @@ def test_a_minimal_read_gives_the_summary_without_the_result(redis_client):
     failed = graphs.queue(b"{}", 30, enqueue, tenant=TENANT)
     graphs.finish(failed, error={"title": "bad"})
     assert graphs.get(failed, tenant=TENANT, minimal=True) == ("failed", None, {"title": "bad"})
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.text(ID_CHARACTERS, min_size=1, max_size=4), min_size=1, max_size=12, unique=True)
+)
+def test_a_summary_counts_the_nodes_of_either_writer_s_result(ids):
+    """Made from a result alone (one stored before summaries were), a summary counts its
+    nodes as the graph has them, whatever characters its ids hold (':' too), from the
+    dict path's result and from the one written from arrays."""
+    nodes = [{"id": ids[0], "op": "input", "value": 1.5}]
+    nodes += [{"id": i, "op": "tanh", "inputs": [ids[k]]} for k, i in enumerate(ids[1:])]
+    doc = {"nodes": nodes}
+    expected = {"output": ids[-1], "value": evaluate(doc)["value"], "nodes": len(ids)}
+    for result in (fast_dumps(evaluate(doc)), result_json(columns_of(doc))):
+        assert json.loads(summary_json(result)) == expected
+        assert json.loads(summary_json(result, len(ids))) == expected
 
 
 def test_a_counted_request_runs_its_writes_in_the_count_and_a_refused_one_none(redis_client):
