@@ -16,10 +16,12 @@ import pytest
 from rq.callbacks import Callback
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
 
 from engine.spec import normalize_spec
 from service.config import limits, load_config
-from service.store.queue import TRAIN, make_queue, training_enqueuer
+from service.store.queue import TRAIN, connect, make_queue, training_enqueuer
+from service.worker.main import GradserveWorker
 
 from .service_helpers import TENANT, exited, long_spec, small_spec, wait_until
 
@@ -237,3 +239,28 @@ def test_a_timeout_ends_a_job_inside_one_long_step(worker, store, queue):
     after = submit(store, queue, small_spec())
     assert finished(store, after)["status"] == "succeeded"
     assert job_of(store, job_id)["status"] == "failed"  # the dead horse handed nothing back
+
+
+def test_a_reply_left_unread_by_the_warm_shutdown_does_not_break_the_worker_s_last_words(
+    redis_client, redis_url
+):
+    """rq's warm shutdown raises from its signal handler, anywhere: between a command's send
+    and its read it leaves a reply to come on a pooled connection (here a BLPOP's, as when
+    the worker waited for jobs). The worker's teardown (rq's register_death, a MULTI) then
+    read that reply as its own and the worker exited 1, now and then, in this file's tests."""
+    connection = connect(redis_url)
+    worker = GradserveWorker(
+        [make_queue(connection, load_config())],
+        connection=connection,
+        serializer=JSONSerializer,
+        config=load_config(),
+        name="teardown-test",
+    )
+    worker.register_birth()
+    sent = connection.connection_pool.get_connection()
+    sent.send_command("BLPOP", "gradserve-test:nothing", 1)  # its reply comes in a second
+    connection.connection_pool.release(sent)
+    worker.teardown()
+    assert b"teardown-test" not in {
+        name.split(b":")[-1] for name in redis_client.smembers("rq:workers")
+    }

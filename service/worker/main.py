@@ -70,10 +70,16 @@ class GradserveWorker(Worker):
         self._webhooks.start()
 
     def teardown(self) -> None:
-        if self._reaper is not None and not self.is_horse:
-            self._reaper.stop()
-        if self._webhooks is not None and not self.is_horse:
-            self._webhooks.stop()
+        if not self.is_horse:
+            if self._reaper is not None:
+                self._reaper.stop()
+            if self._webhooks is not None:
+                self._webhooks.stop()
+            # rq's warm shutdown raises StopRequested from its signal handler, anywhere: between
+            # a command's send and its read it leaves the reply to come on a pooled connection
+            # (a BLPOP's, seconds later), which rq's last pipeline would then read as its own
+            # ("Wrong number of response items"). Its last words go on fresh connections.
+            self.connection.connection_pool.disconnect()
         super().teardown()
 
     def _make_reaper(self) -> Reaper:
