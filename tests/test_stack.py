@@ -450,6 +450,8 @@ def test_stopping_leaves_no_process_behind(tmp_path, how):
     # make dies of the hang-up once its child has stopped
     assert stack.process.returncode == (-signal.SIGHUP if how.endswith("make") else 0)
     print(f"{how}: all gone in {seconds:.1f} s")
+    if how == "SIGTERM":  # a plain stop: no process dies telling of a failure
+        assert "Traceback" not in stack.log(), stack.log()[-4000:]
     if how == "terminal closed":  # the one stop with a console that is gone
         # in order: the job was handed back (queued again) while Redis was still there
         stack = Running(tmp_path, "stopped", workers=0, api_port=stack.api_port)

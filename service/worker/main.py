@@ -76,10 +76,11 @@ class GradserveWorker(Worker):
             if self._webhooks is not None:
                 self._webhooks.stop()
             # rq's warm shutdown raises StopRequested from its signal handler, anywhere: between
-            # a command's send and its read it leaves the reply to come on a pooled connection
-            # (a BLPOP's, seconds later), which rq's last pipeline would then read as its own
-            # ("Wrong number of response items"). Its last words go on fresh connections.
-            self.connection.connection_pool.disconnect()
+            # a command's send and its read it leaves the reply to come on a connection back
+            # in the pool (a BLPOP's, seconds later), which rq's last pipeline would then read
+            # as its own ("Wrong number of response items"). Its last words go on fresh ones
+            # (the pool's idle connections closed; its pubsub thread's, in use, is not).
+            self.connection.connection_pool.disconnect(inuse_connections=False)
         super().teardown()
 
     def _make_reaper(self) -> Reaper:
